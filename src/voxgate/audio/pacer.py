@@ -1,0 +1,216 @@
+"""Outbound pacing by audio time.
+
+One `MediaClock` per event loop ticks every 20 ms on a fixed grid (t0 + n·20 ms of the loop's
+monotonic clock), so there is no drift however long a call lasts, and it never bursts: a late
+tick skips the slots it missed instead of sending them back to back. Every call's
+`OutboundPacer` hands the clock one frame per tick — audio if it has some, silence otherwise
+(which also keeps Asterisk's 2 s idle timeout from firing).
+
+One shared timer for all calls costs far less than a timer per call, and every call's frames
+keep a constant phase within the tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from voxgate.audio.convert import AudioConverter
+from voxgate.audio.format import AudioFormat, AudioFrame
+
+FRAME_MS = 20
+
+
+class TickClient(Protocol):
+    def on_tick(self, now: float) -> None: ...
+
+
+class ClockStats:
+    """Counters the clock keeps for metrics and benchmarks."""
+
+    __slots__ = ("late_ticks", "lateness_ms", "missed_slots", "ticks")
+
+    def __init__(self, keep_lateness: int = 0) -> None:
+        self.ticks = 0
+        self.late_ticks = 0  # fired more than LATE_MS after their deadline
+        self.missed_slots = 0  # slots skipped because a tick came more than a frame late
+        # Optional ring of recent lateness values (ms) for benchmarks.
+        self.lateness_ms: deque[float] | None = deque(maxlen=keep_lateness) if keep_lateness else None
+
+
+class MediaClock:
+    """A 20 ms tick for every outbound stream on this event loop."""
+
+    LATE_MS = 5.0
+
+    def __init__(self, frame_ms: int = FRAME_MS, keep_lateness: int = 0) -> None:
+        self.period = frame_ms / 1000
+        self.stats = ClockStats(keep_lateness)
+        self._clients: dict[TickClient, None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._t0 = 0.0
+        self._slot = 0
+
+    def add(self, client: TickClient) -> None:
+        self._clients[client] = None
+        if self._handle is None:
+            self._start()
+
+    def discard(self, client: TickClient) -> None:
+        self._clients.pop(client, None)
+        if not self._clients and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._loop.time()
+        self._slot = 0
+        self._handle = self._loop.call_at(self._t0, self._tick)
+
+    def _tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        deadline = self._t0 + self._slot * self.period
+        late = now - deadline
+        stats = self.stats
+        stats.ticks += 1
+        if late * 1000 > self.LATE_MS:
+            stats.late_ticks += 1
+        if stats.lateness_ms is not None:
+            stats.lateness_ms.append(late * 1000)
+        for client in list(self._clients):
+            client.on_tick(now)
+        # Next slot on the fixed grid; skip (never burst) the slots already past.
+        slot = self._slot + 1
+        behind = int((loop.time() - self._t0) / self.period) + 1
+        if behind > slot:
+            stats.missed_slots += behind - slot
+            slot = behind
+        self._slot = slot
+        if self._clients:
+            self._handle = loop.call_at(self._t0 + slot * self.period, self._tick)
+        else:
+            self._handle = None
+
+
+class OutboundPacer:
+    """The outbound queue of one call: whole frames in the wire format, ready to send.
+
+    Audio written in any format is converted once, here, by a stateful converter, cut into
+    frames and wrapped by `wrap` (the transport's framing) so a tick only pops and writes.
+    `clear()` empties it at once (barge-in). `played_ms` says how much real audio has gone out.
+    """
+
+    __slots__ = (
+        "_converters",
+        "_partial",
+        "_queue",
+        "_silence",
+        "_wrap",
+        "audio_frames_sent",
+        "frame_bytes",
+        "frame_ms",
+        "frames_sent",
+        "wire_format",
+    )
+
+    def __init__(
+        self,
+        wire_format: AudioFormat,
+        wrap: Callable[[bytes], bytes],
+        frame_ms: int = FRAME_MS,
+    ) -> None:
+        self.wire_format = wire_format
+        self.frame_ms = frame_ms
+        self.frame_bytes = wire_format.frame_bytes(frame_ms)
+        self._wrap = wrap
+        self._silence = wrap(wire_format.silence(self.frame_bytes))
+        self._queue: deque[bytes] = deque()
+        self._partial = bytearray()
+        self._converters: dict[AudioFormat, AudioConverter] = {}
+        self.frames_sent = 0
+        self.audio_frames_sent = 0
+
+    def set_wire_format(self, wire_format: AudioFormat, wrap: Callable[[bytes], bytes]) -> float:
+        """Switch the wire format (the peer's rate became known); returns queued ms dropped."""
+        dropped = self.clear()
+        self.wire_format = wire_format
+        self.frame_bytes = wire_format.frame_bytes(self.frame_ms)
+        self._wrap = wrap
+        self._silence = wrap(wire_format.silence(self.frame_bytes))
+        self._converters.clear()
+        return dropped
+
+    # --- producer side -------------------------------------------------------------------
+
+    def write(self, frame: AudioFrame) -> None:
+        """Queue audio for playing; any format is accepted and converted to the wire format."""
+        data = frame.data
+        if frame.format != self.wire_format:
+            conv = self._converters.get(frame.format)
+            if conv is None:
+                conv = self._converters[frame.format] = AudioConverter(frame.format, self.wire_format)
+            data = conv.convert(data)
+        self._push(data)
+
+    def _push(self, data: bytes) -> None:
+        n = self.frame_bytes
+        partial = self._partial
+        if not partial and len(data) == n:  # the common case: exactly one frame
+            self._queue.append(self._wrap(data))
+            return
+        partial += data
+        if len(partial) < n:
+            return
+        wrap, queue = self._wrap, self._queue
+        whole = len(partial) - len(partial) % n
+        for start in range(0, whole, n):
+            queue.append(wrap(bytes(partial[start : start + n])))
+        del partial[:whole]
+
+    def flush(self) -> None:
+        """Pad a trailing part-frame with silence so it plays now (end of an utterance)."""
+        if self._partial:
+            missing = self.frame_bytes - len(self._partial)
+            self._partial += self.wire_format.silence(missing)
+            self._push(b"")
+
+    def clear(self) -> float:
+        """Drop everything not yet sent (barge-in); returns the milliseconds dropped."""
+        dropped = self.queued_ms
+        self._queue.clear()
+        self._partial.clear()
+        for conv in self._converters.values():
+            conv.reset()
+        return dropped
+
+    @property
+    def queued_ms(self) -> float:
+        return len(self._queue) * self.frame_ms + self.wire_format.duration_ms(len(self._partial))
+
+    @property
+    def played_ms(self) -> int:
+        """Milliseconds of real (non-filler) audio sent so far on this call."""
+        return self.audio_frames_sent * self.frame_ms
+
+    # --- clock side ----------------------------------------------------------------------
+
+    def next_message(self) -> bytes:
+        """The message for this tick: queued audio, a padded part-frame, or silence."""
+        self.frames_sent += 1
+        if self._queue:
+            self.audio_frames_sent += 1
+            return self._queue.popleft()
+        if self._partial:
+            self.flush()
+            self.audio_frames_sent += 1
+            return self._queue.popleft()
+        return self._silence

@@ -1,0 +1,155 @@
+"""The `voxgate` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+
+from voxgate import __version__
+from voxgate.config import ConfigError, load_config, parse_hostport
+from voxgate.log import setup_logging
+
+log = logging.getLogger("voxgate.cli")
+
+
+def _dtmf_arg(value: str) -> tuple[float, str]:
+    m = re.fullmatch(r"([0-9*#A-D]+)@(\d+(?:\.\d+)?)", value)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected DIGITS@SECONDS, e.g. 123#@2.5")
+    return float(m.group(2)), m.group(1)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voxgate", description="AI voice agents on phone lines.")
+    p.add_argument("--version", action="version", version=f"voxgate {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the server (AudioSocket + HTTP)",
+                       description="Answer calls from Asterisk AudioSocket with an agent; serve "
+                       "/health, /ready and /metrics over HTTP.")
+    s.add_argument("--config", metavar="FILE", help="YAML config file")
+    s.add_argument("--agent", metavar="NAME", help="agent that answers calls (default: echo)")
+    s.add_argument("--audiosocket", metavar="HOST:PORT", help="AudioSocket listen address "
+                   "(default 0.0.0.0:9092)")
+    s.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 0.0.0.0:8080)")
+    s.add_argument("--max-calls", type=int, metavar="N", help="cap on concurrent calls")
+    s.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--log-format", choices=["text", "json"])
+    s.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio loop")
+
+    c = sub.add_parser("call", help="place a virtual call to an AudioSocket server",
+                       description="Dial an AudioSocket server as Asterisk does (UUID first, "
+                       "real-time 20 ms frames, EOF as hangup), play a WAV and record the reply "
+                       "time-aligned.")
+    c.add_argument("--audiosocket", metavar="HOST:PORT", default="127.0.0.1:9092")
+    c.add_argument("--play", metavar="IN.wav", required=True, help="16-bit PCM WAV the caller says")
+    c.add_argument("--record", metavar="OUT.wav", help="write what the agent sent back")
+    c.add_argument("--rate", type=int, choices=[8000, 16000], default=8000,
+                   help="8000 = kind 0x10 (AudioSocket app), 16000 = kind 0x12 (channel c(slin16))")
+    c.add_argument("--dtmf", type=_dtmf_arg, action="append", default=[], metavar="DIGITS@SECONDS",
+                   help="press keys at a time into the call (repeatable)")
+    c.add_argument("--hangup-after", type=float, metavar="SECONDS",
+                   help="hang up after this long (default: end of the WAV plus --tail)")
+    c.add_argument("--tail", type=float, default=2.0, metavar="SECONDS",
+                   help="keep listening this long after the WAV ends (default 2)")
+    c.add_argument("--uuid", help="call UUID to send (default: random)")
+    c.add_argument("--json", action="store_true", help="print the call summary as JSON")
+
+    a = sub.add_parser("agents", help="list the agents this install can run")
+    a.set_defaults()
+    return p
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from voxgate.agent.base import AgentError
+    from voxgate.server.app import VoxgateServer, run_event_loop
+
+    overrides: dict[str, object] = {}
+    for key, value in (("agent", args.agent), ("audiosocket.listen", args.audiosocket),
+                       ("http.listen", args.http), ("audiosocket.max_calls", args.max_calls),
+                       ("log_level", args.log_level), ("log_format", args.log_format)):
+        if value is not None:
+            overrides[key] = value
+    if args.no_uvloop:
+        overrides["uvloop"] = False
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"voxgate: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, config.log_format)
+
+    async def main() -> None:
+        server = VoxgateServer(config)
+        await server.run_forever()
+
+    try:
+        run_event_loop(main(), config.uvloop)
+    except AgentError as exc:
+        print(f"voxgate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"voxgate: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from voxgate.audio.convert import convert_all
+    from voxgate.audio.format import AudioFormat, Encoding
+    from voxgate.audio.wav import WavError, read_wav, write_wav
+    from voxgate.testing.caller import CallerScript, place_call
+
+    setup_logging("warning")
+    try:
+        host, port = parse_hostport(args.audiosocket, field="--audiosocket")
+        pcm, fmt = read_wav(args.play)
+    except (ConfigError, WavError, OSError) as exc:
+        print(f"voxgate call: {exc}", file=sys.stderr)
+        return 2
+    pcm = convert_all(pcm, fmt, AudioFormat(Encoding.PCM16, args.rate))
+    script = CallerScript(audio=pcm, rate=args.rate, dtmf=args.dtmf, hangup_after=args.hangup_after,
+                          tail=args.tail, call_uuid=args.uuid, record=bool(args.record))
+    try:
+        result = asyncio.run(place_call(host, port, script))
+    except OSError as exc:
+        print(f"voxgate call: cannot connect to {args.audiosocket}: {exc}", file=sys.stderr)
+        return 1
+    if args.record:
+        write_wav(args.record, bytes(result.recording), args.rate)
+    gaps = result.interarrival_ms()
+    summary = {
+        "call_id": result.call_id,
+        "ended_by": result.ended_by,
+        "error": result.error,
+        "frames_sent": result.frames_sent,
+        "frames_received": result.frames_received,
+        "received_kinds": sorted(f"0x{k:02x}" for k in result.kinds_received),
+        "max_interarrival_ms": round(max(gaps), 2) if gaps else None,
+        "record": args.record,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k}: {v}")
+    return 1 if result.ended_by == "error" else 0
+
+
+def _agents(_: argparse.Namespace) -> int:
+    from voxgate.agent.base import available_agents
+
+    for name in available_agents():
+        print(name)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    handlers = {"serve": _serve, "call": _call, "agents": _agents}
+    return handlers[args.command](args)

@@ -1,0 +1,77 @@
+"""`voxgate serve`: one process, one event loop — AudioSocket listener and HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from voxgate.agent.base import load_agent
+from voxgate.config import ServerConfig, parse_hostport
+from voxgate.server.http import build_http_app
+from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
+
+log = logging.getLogger("voxgate.server")
+
+
+class VoxgateServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.agent = load_agent(config.agent)
+
+        async def handle(call: AudioSocketCall) -> None:
+            await self.agent.handle(call)
+
+        self.audiosocket = AudioSocketServer(config.audiosocket, handle)
+        self._runner: web.AppRunner | None = None
+        self.http_sockets: list[tuple[str, int]] = []
+
+    async def start(self) -> None:
+        host, port = parse_hostport(self.config.audiosocket.listen, field="audiosocket.listen")
+        await self.audiosocket.start(host, port)
+        self._runner = web.AppRunner(build_http_app(self.audiosocket), access_log=None)
+        await self._runner.setup()
+        h_host, h_port = parse_hostport(self.config.http.listen, field="http.listen")
+        site = web.TCPSite(self._runner, h_host, h_port, reuse_address=True)
+        await site.start()
+        server = site._server
+        if server is not None:
+            self.http_sockets = [s.getsockname()[:2] for s in server.sockets]  # type: ignore[union-attr]
+        log.info(
+            "HTTP on %s (/health /ready /metrics); agent %r",
+            ", ".join(f"{h}:{p}" for h, p in self.http_sockets), self.agent.name,
+        )
+
+    async def stop(self) -> None:
+        await self.audiosocket.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("shutting down: hanging up %d calls", self.audiosocket.active_calls)
+        finally:
+            await self.stop()
+
+
+def run_event_loop(main: object, use_uvloop: bool = True) -> None:
+    """Run a coroutine on uvloop when it is installed, else on the standard asyncio loop."""
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            log.info("uvloop not installed; using the asyncio loop")
+        else:
+            uvloop.run(main)  # type: ignore[arg-type]
+            return
+    asyncio.run(main)  # type: ignore[arg-type]

@@ -1,0 +1,39 @@
+"""HTTP side of the server: /health, /ready, /metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from voxgate.server.metrics import build_registry, drain_durations
+from voxgate.transports.audiosocket.server import AudioSocketServer
+
+
+def build_http_app(audiosocket: AudioSocketServer) -> web.Application:
+    registry, durations = build_registry(audiosocket)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(_: web.Request) -> web.Response:
+        active, cap = audiosocket.active_calls, audiosocket.options.max_calls
+        body = {"accepting": audiosocket.accepting, "active_calls": active, "max_calls": cap}
+        ok = audiosocket.accepting and active < cap
+        if not audiosocket.accepting:
+            body["reason"] = "AudioSocket listener is not accepting calls"
+        elif not ok:
+            body["reason"] = "at call capacity"
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        drain_durations(audiosocket, durations)
+        resp = web.Response(body=generate_latest(registry))
+        resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        resp.charset = "utf-8"
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app
