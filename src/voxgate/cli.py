@@ -29,34 +29,63 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"voxgate {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the server (AudioSocket + HTTP)",
-                       description="Answer calls from Asterisk AudioSocket with an agent; serve "
-                       "/health, /ready and /metrics over HTTP.")
+    s = sub.add_parser(
+        "serve",
+        help="run the server (AudioSocket + HTTP)",
+        description="Answer calls from Asterisk AudioSocket with an agent; serve "
+        "/health, /ready and /metrics over HTTP.",
+    )
     s.add_argument("--config", metavar="FILE", help="YAML config file")
     s.add_argument("--agent", metavar="NAME", help="agent that answers calls (default: echo)")
-    s.add_argument("--audiosocket", metavar="HOST:PORT", help="AudioSocket listen address "
-                   "(default 0.0.0.0:9092)")
+    s.add_argument(
+        "--audiosocket",
+        metavar="HOST:PORT",
+        help="AudioSocket listen address (default 0.0.0.0:9092)",
+    )
     s.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 0.0.0.0:8080)")
     s.add_argument("--max-calls", type=int, metavar="N", help="cap on concurrent calls")
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     s.add_argument("--log-format", choices=["text", "json"])
     s.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio loop")
 
-    c = sub.add_parser("call", help="place a virtual call to an AudioSocket server",
-                       description="Dial an AudioSocket server as Asterisk does (UUID first, "
-                       "real-time 20 ms frames, EOF as hangup), play a WAV and record the reply "
-                       "time-aligned.")
+    c = sub.add_parser(
+        "call",
+        help="place a virtual call to an AudioSocket server",
+        description="Dial an AudioSocket server as Asterisk does (UUID first, "
+        "real-time 20 ms frames, EOF as hangup), play a WAV and record the reply "
+        "time-aligned.",
+    )
     c.add_argument("--audiosocket", metavar="HOST:PORT", default="127.0.0.1:9092")
     c.add_argument("--play", metavar="IN.wav", required=True, help="16-bit PCM WAV the caller says")
     c.add_argument("--record", metavar="OUT.wav", help="write what the agent sent back")
-    c.add_argument("--rate", type=int, choices=[8000, 16000], default=8000,
-                   help="8000 = kind 0x10 (AudioSocket app), 16000 = kind 0x12 (channel c(slin16))")
-    c.add_argument("--dtmf", type=_dtmf_arg, action="append", default=[], metavar="DIGITS@SECONDS",
-                   help="press keys at a time into the call (repeatable)")
-    c.add_argument("--hangup-after", type=float, metavar="SECONDS",
-                   help="hang up after this long (default: end of the WAV plus --tail)")
-    c.add_argument("--tail", type=float, default=2.0, metavar="SECONDS",
-                   help="keep listening this long after the WAV ends (default 2)")
+    c.add_argument(
+        "--rate",
+        type=int,
+        choices=[8000, 16000],
+        default=8000,
+        help="8000 = kind 0x10 (AudioSocket app), 16000 = kind 0x12 (channel c(slin16))",
+    )
+    c.add_argument(
+        "--dtmf",
+        type=_dtmf_arg,
+        action="append",
+        default=[],
+        metavar="DIGITS@SECONDS",
+        help="press keys at a time into the call (repeatable)",
+    )
+    c.add_argument(
+        "--hangup-after",
+        type=float,
+        metavar="SECONDS",
+        help="hang up after this long (default: end of the WAV plus --tail)",
+    )
+    c.add_argument(
+        "--tail",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="keep listening this long after the WAV ends (default 2)",
+    )
     c.add_argument("--uuid", help="call UUID to send (default: random)")
     c.add_argument("--json", action="store_true", help="print the call summary as JSON")
 
@@ -70,9 +99,14 @@ def _serve(args: argparse.Namespace) -> int:
     from voxgate.server.app import VoxgateServer, run_event_loop
 
     overrides: dict[str, object] = {}
-    for key, value in (("agent", args.agent), ("audiosocket.listen", args.audiosocket),
-                       ("http.listen", args.http), ("audiosocket.max_calls", args.max_calls),
-                       ("log_level", args.log_level), ("log_format", args.log_format)):
+    for key, value in (
+        ("agent", args.agent),
+        ("audiosocket.listen", args.audiosocket),
+        ("http.listen", args.http),
+        ("audiosocket.max_calls", args.max_calls),
+        ("log_level", args.log_level),
+        ("log_format", args.log_format),
+    ):
         if value is not None:
             overrides[key] = value
     if args.no_uvloop:
@@ -113,8 +147,15 @@ def _call(args: argparse.Namespace) -> int:
         print(f"voxgate call: {exc}", file=sys.stderr)
         return 2
     pcm = convert_all(pcm, fmt, AudioFormat(Encoding.PCM16, args.rate))
-    script = CallerScript(audio=pcm, rate=args.rate, dtmf=args.dtmf, hangup_after=args.hangup_after,
-                          tail=args.tail, call_uuid=args.uuid, record=bool(args.record))
+    script = CallerScript(
+        audio=pcm,
+        rate=args.rate,
+        dtmf=args.dtmf,
+        hangup_after=args.hangup_after,
+        tail=args.tail,
+        call_uuid=args.uuid,
+        record=bool(args.record),
+    )
     try:
         result = asyncio.run(place_call(host, port, script))
     except OSError as exc:

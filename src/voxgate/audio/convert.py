@@ -58,9 +58,7 @@ class AudioConverter:
             pcm = _to_pcm(data, self.src.encoding)
             return _from_pcm(pcm, self.dst.encoding)
         if len(data) % self.src.bytes_per_sample:
-            raise ValueError(
-                f"{len(data)} bytes is not a whole number of {self.src} samples"
-            )
+            raise ValueError(f"{len(data)} bytes is not a whole number of {self.src} samples")
         pcm = _to_pcm(data, self.src.encoding)
         if self._resampler is not None:
             pcm = self._resampler.resample_chunk(pcm, last=last)

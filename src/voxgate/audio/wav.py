@@ -21,11 +21,14 @@ def read_wav(path: str | Path) -> tuple[bytes, AudioFormat]:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise WavError(f"{path}: not a PCM WAV file ({exc}); convert it with "
-                       f"'sox IN -b 16 -c 1 OUT.wav'") from exc
+        raise WavError(
+            f"{path}: not a PCM WAV file ({exc}); convert it with 'sox IN -b 16 -c 1 OUT.wav'"
+        ) from exc
     if width != 2:
-        raise WavError(f"{path}: {8 * width}-bit samples; only 16-bit PCM is supported "
-                       f"(convert with 'sox IN -b 16 OUT.wav')")
+        raise WavError(
+            f"{path}: {8 * width}-bit samples; only 16-bit PCM is supported "
+            f"(convert with 'sox IN -b 16 OUT.wav')"
+        )
     pcm = np.frombuffer(raw, dtype="<i2")
     if channels > 1:
         pcm = pcm.reshape(-1, channels).mean(axis=1).astype("<i2")

@@ -42,7 +42,8 @@ class VoxgateServer:
             self.http_sockets = [s.getsockname()[:2] for s in server.sockets]  # type: ignore[union-attr]
         log.info(
             "HTTP on %s (/health /ready /metrics); agent %r",
-            ", ".join(f"{h}:{p}" for h, p in self.http_sockets), self.agent.name,
+            ", ".join(f"{h}:{p}" for h, p in self.http_sockets),
+            self.agent.name,
         )
 
     async def stop(self) -> None:

@@ -28,14 +28,20 @@ class _AudioSocketCollector(Collector):
         )
         yield CounterMetricFamily("voxgate_calls", "Calls admitted", value=st.calls_total)
         yield CounterMetricFamily(
-            "voxgate_calls_refused", "Connections refused (capacity or shutdown)", value=st.calls_refused
+            "voxgate_calls_refused",
+            "Connections refused (capacity or shutdown)",
+            value=st.calls_refused,
         )
-        ended = CounterMetricFamily("voxgate_calls_ended", "Calls ended, by cause", labels=["cause"])
+        ended = CounterMetricFamily(
+            "voxgate_calls_ended", "Calls ended, by cause", labels=["cause"]
+        )
         for cause, n in sorted(st.ended.items()):
             ended.add_metric([cause], n)
         yield ended
         yield CounterMetricFamily(
-            "voxgate_frames_in", "Audio frames received", value=st.frames_in + sum(c.frames_in for c in calls)
+            "voxgate_frames_in",
+            "Audio frames received",
+            value=st.frames_in + sum(c.frames_in for c in calls),
         )
         yield CounterMetricFamily(
             "voxgate_frames_out",
@@ -48,7 +54,9 @@ class _AudioSocketCollector(Collector):
             value=st.frames_dropped + sum(c.frames_dropped for c in calls),
         )
         yield CounterMetricFamily(
-            "voxgate_clock_late_ticks", "Media clock ticks more than 5 ms late", value=clock.late_ticks
+            "voxgate_clock_late_ticks",
+            "Media clock ticks more than 5 ms late",
+            value=clock.late_ticks,
         )
         yield CounterMetricFamily(
             "voxgate_clock_missed_slots",
@@ -61,7 +69,10 @@ def build_registry(server: AudioSocketServer) -> tuple[CollectorRegistry, Histog
     registry = CollectorRegistry()
     registry.register(_AudioSocketCollector(server))
     durations = Histogram(
-        "voxgate_call_duration_seconds", "Call durations", buckets=DURATION_BUCKETS, registry=registry
+        "voxgate_call_duration_seconds",
+        "Call durations",
+        buckets=DURATION_BUCKETS,
+        registry=registry,
     )
     return registry, durations
 

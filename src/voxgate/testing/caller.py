@@ -47,8 +47,9 @@ class CallerScript:
 
     def __post_init__(self) -> None:
         if self.rate not in RATE_AUDIO_KINDS:
-            raise ValueError(f"rate {self.rate} has no AudioSocket kind; use one of "
-                             f"{sorted(RATE_AUDIO_KINDS)}")
+            raise ValueError(
+                f"rate {self.rate} has no AudioSocket kind; use one of {sorted(RATE_AUDIO_KINDS)}"
+            )
 
     @property
     def duration(self) -> float:
@@ -117,12 +118,18 @@ class VirtualCaller(asyncio.Protocol):
                 return
             rate = AUDIO_KIND_RATES.get(kind)
             if rate is None:
-                self._finish("error", f"server sent {kind_name(kind)}; Asterisk ends the call on "
-                                       "anything but hangup or audio")
+                self._finish(
+                    "error",
+                    f"server sent {kind_name(kind)}; Asterisk ends the call on "
+                    "anything but hangup or audio",
+                )
                 return
             if not payload or len(payload) & 1:
-                self._finish("error", f"server sent a {len(payload)}-byte audio payload; "
-                                       "Asterisk rejects empty or odd-length slin")
+                self._finish(
+                    "error",
+                    f"server sent a {len(payload)}-byte audio payload; "
+                    "Asterisk rejects empty or odd-length slin",
+                )
                 return
             self._on_audio(kind, rate, payload, now)
 

@@ -3,4 +3,11 @@
 from voxgate.transports.audiosocket.protocol import Kind, MessageReader, ProtocolError, encode
 from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
 
-__all__ = ["AudioSocketCall", "AudioSocketServer", "Kind", "MessageReader", "ProtocolError", "encode"]
+__all__ = [
+    "AudioSocketCall",
+    "AudioSocketServer",
+    "Kind",
+    "MessageReader",
+    "ProtocolError",
+    "encode",
+]

@@ -180,9 +180,13 @@ class AudioSocketCall(asyncio.Protocol):
             if length != 1:
                 raise ProtocolError(f"DTMF message of {length} bytes, expected 1", "bad_dtmf")
         elif kind not in (Kind.HANGUP, Kind.ERROR):
-            raise ProtocolError(f"unknown message kind 0x{kind:02x} (length {length})", "unknown_kind")
+            raise ProtocolError(
+                f"unknown message kind 0x{kind:02x} (length {length})", "unknown_kind"
+            )
         if self.answered_at is None and kind != Kind.UUID:
-            raise ProtocolError(f"first message was {kind_name(kind)}, expected UUID (0x01)", "no_uuid")
+            raise ProtocolError(
+                f"first message was {kind_name(kind)}, expected UUID (0x01)", "no_uuid"
+            )
 
     def _handle(self, kind: int, payload: bytes, now: float) -> None:
         rate = AUDIO_KIND_RATES.get(kind)
@@ -192,13 +196,17 @@ class AudioSocketCall(asyncio.Protocol):
             self.frames_in += 1
             fmt = self._in_format
             if fmt.encoding is Encoding.PCM16 and len(payload) & 1:
-                raise ProtocolError(f"odd-length slin payload of {len(payload)} bytes", "odd_length")
+                raise ProtocolError(
+                    f"odd-length slin payload of {len(payload)} bytes", "odd_length"
+                )
             self._audio_ms_in += len(payload) / fmt.bytes_per_ms
             self._inbound.put(AudioFrame(payload, fmt))
         elif kind == Kind.DTMF:
             digit = payload[0]
             if digit not in DTMF_DIGITS:
-                raise ProtocolError(f"DTMF payload 0x{digit:02x} is not one of 0-9 * # A-D", "bad_dtmf")
+                raise ProtocolError(
+                    f"DTMF payload 0x{digit:02x} is not one of 0-9 * # A-D", "bad_dtmf"
+                )
             self.dtmf_in += 1
             self._inbound.put(Dtmf(chr(digit)))
         elif kind == Kind.UUID:
@@ -266,7 +274,10 @@ class AudioSocketCall(asyncio.Protocol):
         transport = self._transport
         if transport is None or self.end_cause is not None:
             return
-        if self._pending_since is not None and now - self._pending_since > self._opts.stall_timeout_ms / 1000:
+        if (
+            self._pending_since is not None
+            and now - self._pending_since > self._opts.stall_timeout_ms / 1000
+        ):
             self._fail(
                 f"stalled: {self._reader.pending} bytes of an incomplete message waited "
                 f"{(now - self._pending_since) * 1000:.0f} ms",
@@ -314,7 +325,10 @@ class AudioSocketCall(asyncio.Protocol):
         if self.answered_at is not None:
             self._log.info(
                 "call ended (%s) after %.1f s; frames in %d, out %d",
-                cause, self._loop.time() - self.answered_at, self.frames_in, self.output.frames_sent,
+                cause,
+                self._loop.time() - self.answered_at,
+                self.frames_in,
+                self.output.frames_sent,
             )
         task = self._agent_task
         if task is not None and not task.done() and task is not asyncio.current_task(self._loop):
@@ -325,7 +339,9 @@ class AudioSocketCall(asyncio.Protocol):
 class AudioSocketServer:
     """Listens for Asterisk, admits up to `max_calls`, runs `handler(call)` for each call."""
 
-    def __init__(self, options: AudioSocketConfig, handler: CallHandler, clock: MediaClock | None = None) -> None:
+    def __init__(
+        self, options: AudioSocketConfig, handler: CallHandler, clock: MediaClock | None = None
+    ) -> None:
         self.options = options
         self.handler = handler
         self.clock = clock or MediaClock()
@@ -367,8 +383,12 @@ class AudioSocketServer:
     def _admit(self, call: AudioSocketCall) -> bool:
         if not self.accepting or len(self.calls) >= self.options.max_calls:
             self.stats.calls_refused += 1
-            reason = "shutting down" if not self.accepting else f"at capacity ({len(self.calls)} calls)"
-            log.warning("refusing AudioSocket connection from %s: %s; sent hangup", call.peer, reason)
+            reason = (
+                "shutting down" if not self.accepting else f"at capacity ({len(self.calls)} calls)"
+            )
+            log.warning(
+                "refusing AudioSocket connection from %s: %s; sent hangup", call.peer, reason
+            )
             return False
         self.calls[call] = None
         self.stats.calls_total += 1
