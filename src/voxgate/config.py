@@ -44,13 +44,9 @@ class AudioSocketConfig(_Model):
         "the channel driver with c(slin); 'ulaw'/'alaw' for Dial(AudioSocket/...) without c(), "
         "which forwards the caller's codec. Outbound is always slin.",
     )
-    max_calls: int = Field(
-        500, ge=1, description="Concurrent calls; more are refused with a hangup"
-    )
+    max_calls: int = Field(500, ge=1, description="Concurrent calls; more are refused with a hangup")
     uuid_timeout_ms: int = Field(5000, ge=100, description="Close a connection that sends no UUID")
-    stall_timeout_ms: int = Field(
-        1000, ge=10, description="Close a call whose message stops mid-way"
-    )
+    stall_timeout_ms: int = Field(1000, ge=10, description="Close a call whose message stops mid-way")
     max_frame_ms: int = Field(500, ge=20, description="Largest audio payload accepted, in ms")
     flood_burst_ms: int = Field(
         3000, ge=100, description="Audio allowed ahead of real time before a call counts as a flood"
@@ -95,8 +91,7 @@ def interpolate_env(text: str) -> str:
         if default is not None:
             return default
         raise ConfigError(
-            f"${{{name}}} is used in the config but not set; export {name}=... "
-            f"or write ${{{name}:-default}}"
+            f"${{{name}}} is used in the config but not set; export {name}=... or write ${{{name}:-default}}"
         )
 
     return _ENV_REF.sub(sub, text)
@@ -113,9 +108,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> ServerConfig:
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ServerConfig:
     data: dict[str, Any] = {}
     source = "command line"
     if path is not None:

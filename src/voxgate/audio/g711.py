@@ -51,9 +51,7 @@ def _alaw_encode_table() -> np.ndarray:
     # A-law works on 13-bit magnitudes; negative values use one's complement like the reference.
     magnitude = np.where(pcm >= 0, pcm, -pcm - 1) >> 3
     magnitude = np.minimum(magnitude, 0x0FFF)
-    exponent = np.where(
-        magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int32) - 4
-    )
+    exponent = np.where(magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int32) - 4)
     exponent = np.clip(exponent, 0, 7)
     mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
     return ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)

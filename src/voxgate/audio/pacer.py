@@ -37,9 +37,7 @@ class ClockStats:
         self.late_ticks = 0  # fired more than LATE_MS after their deadline
         self.missed_slots = 0  # slots skipped because a tick came more than a frame late
         # Optional ring of recent lateness values (ms) for benchmarks.
-        self.lateness_ms: deque[float] | None = (
-            deque(maxlen=keep_lateness) if keep_lateness else None
-        )
+        self.lateness_ms: deque[float] | None = deque(maxlen=keep_lateness) if keep_lateness else None
 
 
 class MediaClock:
@@ -159,9 +157,7 @@ class OutboundPacer:
         if frame.format != self.wire_format:
             conv = self._converters.get(frame.format)
             if conv is None:
-                conv = self._converters[frame.format] = AudioConverter(
-                    frame.format, self.wire_format
-                )
+                conv = self._converters[frame.format] = AudioConverter(frame.format, self.wire_format)
             data = conv.convert(data)
         self._push(data)
 

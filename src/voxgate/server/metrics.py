@@ -32,9 +32,7 @@ class _AudioSocketCollector(Collector):
             "Connections refused (capacity or shutdown)",
             value=st.calls_refused,
         )
-        ended = CounterMetricFamily(
-            "voxgate_calls_ended", "Calls ended, by cause", labels=["cause"]
-        )
+        ended = CounterMetricFamily("voxgate_calls_ended", "Calls ended, by cause", labels=["cause"])
         for cause, n in sorted(st.ended.items()):
             ended.add_metric([cause], n)
         yield ended

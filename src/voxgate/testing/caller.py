@@ -120,8 +120,7 @@ class VirtualCaller(asyncio.Protocol):
             if rate is None:
                 self._finish(
                     "error",
-                    f"server sent {kind_name(kind)}; Asterisk ends the call on "
-                    "anything but hangup or audio",
+                    f"server sent {kind_name(kind)}; Asterisk ends the call on anything but hangup or audio",
                 )
                 return
             if not payload or len(payload) & 1:
@@ -152,9 +151,7 @@ class VirtualCaller(asyncio.Protocol):
         if rate != self.script.rate:
             conv = self._converters.get(rate)
             if conv is None:
-                conv = self._converters[rate] = AudioConverter(
-                    AudioFormat(Encoding.PCM16, rate), self._fmt
-                )
+                conv = self._converters[rate] = AudioConverter(AudioFormat(Encoding.PCM16, rate), self._fmt)
             payload = conv.convert(payload)
         arrival = round((now - self._t0) * self.script.rate)
         tolerance = self.script.rate * _JUMP_TOLERANCE_MS // 1000

@@ -66,9 +66,7 @@ class ProtocolError(Exception):
 def encode(kind: int, payload: bytes = b"") -> bytes:
     """One whole message, ready for a single write."""
     if len(payload) > MAX_PAYLOAD:
-        raise ProtocolError(
-            f"AudioSocket payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD} limit"
-        )
+        raise ProtocolError(f"AudioSocket payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD} limit")
     return _HEADER.pack(kind, len(payload)) + payload
 
 

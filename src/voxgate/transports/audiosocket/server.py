@@ -119,9 +119,7 @@ class AudioSocketCall(asyncio.Protocol):
             transport.write(HANGUP_MESSAGE)
             transport.close()
             return
-        self._uuid_timer = self._loop.call_later(
-            self._opts.uuid_timeout_ms / 1000, self._uuid_timeout
-        )
+        self._uuid_timer = self._loop.call_later(self._opts.uuid_timeout_ms / 1000, self._uuid_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.end_cause is not None:
@@ -180,13 +178,9 @@ class AudioSocketCall(asyncio.Protocol):
             if length != 1:
                 raise ProtocolError(f"DTMF message of {length} bytes, expected 1", "bad_dtmf")
         elif kind not in (Kind.HANGUP, Kind.ERROR):
-            raise ProtocolError(
-                f"unknown message kind 0x{kind:02x} (length {length})", "unknown_kind"
-            )
+            raise ProtocolError(f"unknown message kind 0x{kind:02x} (length {length})", "unknown_kind")
         if self.answered_at is None and kind != Kind.UUID:
-            raise ProtocolError(
-                f"first message was {kind_name(kind)}, expected UUID (0x01)", "no_uuid"
-            )
+            raise ProtocolError(f"first message was {kind_name(kind)}, expected UUID (0x01)", "no_uuid")
 
     def _handle(self, kind: int, payload: bytes, now: float) -> None:
         rate = AUDIO_KIND_RATES.get(kind)
@@ -196,17 +190,13 @@ class AudioSocketCall(asyncio.Protocol):
             self.frames_in += 1
             fmt = self._in_format
             if fmt.encoding is Encoding.PCM16 and len(payload) & 1:
-                raise ProtocolError(
-                    f"odd-length slin payload of {len(payload)} bytes", "odd_length"
-                )
+                raise ProtocolError(f"odd-length slin payload of {len(payload)} bytes", "odd_length")
             self._audio_ms_in += len(payload) / fmt.bytes_per_ms
             self._inbound.put(AudioFrame(payload, fmt))
         elif kind == Kind.DTMF:
             digit = payload[0]
             if digit not in DTMF_DIGITS:
-                raise ProtocolError(
-                    f"DTMF payload 0x{digit:02x} is not one of 0-9 * # A-D", "bad_dtmf"
-                )
+                raise ProtocolError(f"DTMF payload 0x{digit:02x} is not one of 0-9 * # A-D", "bad_dtmf")
             self.dtmf_in += 1
             self._inbound.put(Dtmf(chr(digit)))
         elif kind == Kind.UUID:
@@ -274,10 +264,7 @@ class AudioSocketCall(asyncio.Protocol):
         transport = self._transport
         if transport is None or self.end_cause is not None:
             return
-        if (
-            self._pending_since is not None
-            and now - self._pending_since > self._opts.stall_timeout_ms / 1000
-        ):
+        if self._pending_since is not None and now - self._pending_since > self._opts.stall_timeout_ms / 1000:
             self._fail(
                 f"stalled: {self._reader.pending} bytes of an incomplete message waited "
                 f"{(now - self._pending_since) * 1000:.0f} ms",
@@ -383,12 +370,8 @@ class AudioSocketServer:
     def _admit(self, call: AudioSocketCall) -> bool:
         if not self.accepting or len(self.calls) >= self.options.max_calls:
             self.stats.calls_refused += 1
-            reason = (
-                "shutting down" if not self.accepting else f"at capacity ({len(self.calls)} calls)"
-            )
-            log.warning(
-                "refusing AudioSocket connection from %s: %s; sent hangup", call.peer, reason
-            )
+            reason = "shutting down" if not self.accepting else f"at capacity ({len(self.calls)} calls)"
+            log.warning("refusing AudioSocket connection from %s: %s; sent hangup", call.peer, reason)
             return False
         self.calls[call] = None
         self.stats.calls_total += 1
