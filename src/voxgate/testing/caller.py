@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import cast
@@ -65,7 +66,7 @@ class CallerResult:
     recording: bytearray = field(default_factory=bytearray)  # pcm16 at `rate`, time-aligned
     frames_sent: int = 0
     frames_received: int = 0
-    arrivals: list[float] = field(default_factory=list)  # loop time of each audio frame
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each audio frame
     kinds_received: set[int] = field(default_factory=set)
     ended_by: str = ""  # "caller" | "agent-hangup" | "server-closed" | "error"
     error: str | None = None
@@ -92,6 +93,7 @@ class VirtualCaller(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._reader = MessageReader()
         self._t0 = 0.0
+        self._t0_mono = 0.0
         self._digits = sorted(
             (at + i * DIGIT_GAP_S, d) for at, digits in script.dtmf for i, d in enumerate(digits)
         )
@@ -106,12 +108,13 @@ class VirtualCaller(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._t0 = asyncio.get_running_loop().time()
+        self._t0 = asyncio.get_running_loop().time()  # ticks are on the loop's clock
+        self._t0_mono = time.monotonic()  # arrivals use the finer clock (uvloop's is in ms)
         transport.write(encode_uuid(self.result.call_id))
         self.clock.add(self)
 
     def data_received(self, data: bytes) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         for kind, payload in self._reader.feed(data):
             if kind == Kind.HANGUP:
                 self._finish("agent-hangup")
@@ -153,7 +156,7 @@ class VirtualCaller(asyncio.Protocol):
             if conv is None:
                 conv = self._converters[rate] = AudioConverter(AudioFormat(Encoding.PCM16, rate), self._fmt)
             payload = conv.convert(payload)
-        arrival = round((now - self._t0) * self.script.rate)
+        arrival = round((now - self._t0_mono) * self.script.rate)
         tolerance = self.script.rate * _JUMP_TOLERANCE_MS // 1000
         if arrival > self._cursor + tolerance:
             res.gaps += 1

@@ -179,10 +179,10 @@ class AudioSocketCall(asyncio.Protocol):
                 raise ProtocolError(f"DTMF message of {length} bytes, expected 1", "bad_dtmf")
         elif kind not in (Kind.HANGUP, Kind.ERROR):
             raise ProtocolError(f"unknown message kind 0x{kind:02x} (length {length})", "unknown_kind")
-        if self.answered_at is None and kind != Kind.UUID:
-            raise ProtocolError(f"first message was {kind_name(kind)}, expected UUID (0x01)", "no_uuid")
 
     def _handle(self, kind: int, payload: bytes, now: float) -> None:
+        if self.answered_at is None and kind != Kind.UUID:
+            raise ProtocolError(f"first message was {kind_name(kind)}, expected UUID (0x01)", "no_uuid")
         rate = AUDIO_KIND_RATES.get(kind)
         if rate is not None:
             if rate != self._in_format.sample_rate:
