@@ -30,6 +30,8 @@ from voxgate.testing.caller import CallerScript, VirtualCaller
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+MISSED = "voxgate_clock_missed_slots_total"
+LATE = "voxgate_clock_late_ticks_total"
 LATE_MS = 30.0  # a frame arriving this long after the previous one missed its slot
 
 
@@ -59,12 +61,25 @@ def scrape(http_port: int) -> dict[str, float]:
 
 
 def start_server(as_port: int, http_port: int, max_calls: int, uvloop: bool) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "voxgate", "serve", "--agent", "echo", "--log-level", "warning",
-           "--audiosocket", f"127.0.0.1:{as_port}", "--http", f"127.0.0.1:{http_port}",
-           "--max-calls", str(max_calls)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "voxgate",
+        "serve",
+        "--agent",
+        "echo",
+        "--log-level",
+        "warning",
+        "--audiosocket",
+        f"127.0.0.1:{as_port}",
+        "--http",
+        f"127.0.0.1:{http_port}",
+        "--max-calls",
+        str(max_calls),
+    ]
     if not uvloop:
         cmd.append("--no-uvloop")
-    log = open(f"/tmp/voxgate-bench-{as_port}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    log = open(f"/tmp/voxgate-bench-{as_port}.log", "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=log, stdout=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -77,7 +92,9 @@ def start_server(as_port: int, http_port: int, max_calls: int, uvloop: bool) -> 
     raise RuntimeError("server did not come up")
 
 
-async def run_callers(as_port: int, n: int, seconds: float, ramp: float, pid: int) -> dict[str, object]:
+async def run_callers(
+    as_port: int, http_port: int, n: int, seconds: float, ramp: float, pid: int
+) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     clock = MediaClock()
     rng = np.random.default_rng(7)
@@ -87,12 +104,15 @@ async def run_callers(as_port: int, n: int, seconds: float, ramp: float, pid: in
     callers: list[VirtualCaller] = []
     for i in range(n):
         script = CallerScript(audio=script_audio, rate=8000, hangup_after=total - i * ramp / n, record=False)
-        _, caller = await loop.create_connection(lambda s=script: VirtualCaller(s, clock), "127.0.0.1", as_port)
+        _, caller = await loop.create_connection(
+            lambda s=script: VirtualCaller(s, clock), "127.0.0.1", as_port
+        )
         callers.append(caller)
         await asyncio.sleep(ramp / n)
     # Measurement window: every call is up.
     await asyncio.sleep(0.5)
     t_start = time.monotonic()
+    before = await asyncio.to_thread(scrape, http_port)
     cpu0, rss = proc_cpu_seconds(pid), proc_rss_bytes(pid)
     my0 = time.process_time()
     await asyncio.sleep(seconds - 0.5)
@@ -100,6 +120,7 @@ async def run_callers(as_port: int, n: int, seconds: float, ramp: float, pid: in
     cpu1 = proc_cpu_seconds(pid)
     my1 = time.process_time()
     rss = max(rss, proc_rss_bytes(pid))
+    after = await asyncio.to_thread(scrape, http_port)
     results = await asyncio.gather(*(c.done for c in callers))
     gaps: list[np.ndarray] = []
     expected = received = late = 0
@@ -132,6 +153,8 @@ async def run_callers(as_port: int, n: int, seconds: float, ramp: float, pid: in
         "frames_late": late,
         "caller_errors": len(errors),
         "ended_by_agent": sum(1 for r in results if r.ended_by != "caller"),
+        "server_missed_slots": after.get(MISSED, 0) - before.get(MISSED, 0),
+        "server_late_ticks": after.get(LATE, 0) - before.get(LATE, 0),
     }
 
 
@@ -151,14 +174,15 @@ def main() -> int:
         try:
             idle_rss = proc_rss_bytes(proc.pid)
             run = uvloop_run if not args.no_uvloop else asyncio.run
-            row = run(run_callers(as_port, n, args.seconds, args.ramp, proc.pid))
-            metrics = scrape(http_port)
+            row = run(run_callers(as_port, http_port, n, args.seconds, args.ramp, proc.pid))
             row["server_rss_per_call_kb"] = (row["server_rss_mb"] * 2**20 - idle_rss) / n / 1024
-            row["server_missed_slots"] = metrics.get("voxgate_clock_missed_slots_total", 0)
-            row["server_late_ticks"] = metrics.get("voxgate_clock_late_ticks_total", 0)
             row["calls_per_core"] = 1 / max(row["server_cpu_s_per_call_s"], 1e-9)
-            row["ok"] = (row["jitter_p99_ms"] <= 5.0 and row["frames_lost"] == 0
-                         and row["caller_errors"] == 0 and row["server_missed_slots"] == 0)
+            row["ok"] = (
+                row["jitter_p99_ms"] <= 5.0
+                and row["frames_lost"] == 0
+                and row["caller_errors"] == 0
+                and row["server_missed_slots"] == 0
+            )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -6,13 +6,14 @@ tick skips the slots it missed instead of sending them back to back. Every call'
 `OutboundPacer` hands the clock one frame per tick — audio if it has some, silence otherwise
 (which also keeps Asterisk's 2 s idle timeout from firing).
 
-One shared timer for all calls costs far less than a timer per call, and every call's frames
-keep a constant phase within the tick.
+A few shared timers for all calls cost far less than a timer per call, and every call's
+frames keep a constant phase within the period.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -40,65 +41,93 @@ class ClockStats:
         self.lateness_ms: deque[float] | None = deque(maxlen=keep_lateness) if keep_lateness else None
 
 
+class _Phase:
+    """One offset of the clock's grid and the streams that tick on it."""
+
+    __slots__ = ("clients", "handle", "offset", "slot")
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+        self.clients: dict[TickClient, None] = {}
+        self.handle: asyncio.TimerHandle | None = None
+        self.slot = 0
+
+
 class MediaClock:
-    """A 20 ms tick for every outbound stream on this event loop."""
+    """A 20 ms tick for every outbound stream on this event loop.
+
+    Streams are spread over `phases` evenly spaced offsets within the period, so a server with
+    hundreds of calls does not write all their frames in one burst: the work (and what the
+    receiver sees) is smoothed. A stream always stays on its own phase, so its frames remain
+    exactly one period apart.
+    """
 
     LATE_MS = 5.0
 
-    def __init__(self, frame_ms: int = FRAME_MS, keep_lateness: int = 0) -> None:
+    def __init__(self, frame_ms: int = FRAME_MS, keep_lateness: int = 0, phases: int = 4) -> None:
         self.period = frame_ms / 1000
         self.stats = ClockStats(keep_lateness)
-        self._clients: dict[TickClient, None] = {}
+        self._phases = [_Phase(self.period * k / phases) for k in range(max(1, phases))]
+        self._where: dict[TickClient, _Phase] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._handle: asyncio.TimerHandle | None = None
         self._t0 = 0.0
-        self._slot = 0
 
     def add(self, client: TickClient) -> None:
-        self._clients[client] = None
-        if self._handle is None:
-            self._start()
+        if client in self._where:
+            return
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._t0 = self._loop.time()
+        phase = min(self._phases, key=lambda p: len(p.clients))
+        phase.clients[client] = None
+        self._where[client] = phase
+        if phase.handle is None:
+            self._schedule(phase, self._next_slot(phase))
 
     def discard(self, client: TickClient) -> None:
-        self._clients.pop(client, None)
-        if not self._clients and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        phase = self._where.pop(client, None)
+        if phase is None:
+            return
+        phase.clients.pop(client, None)
+        if not phase.clients and phase.handle is not None:
+            phase.handle.cancel()
+            phase.handle = None
 
     def __len__(self) -> int:
-        return len(self._clients)
+        return len(self._where)
 
-    def _start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._t0 = self._loop.time()
-        self._slot = 0
-        self._handle = self._loop.call_at(self._t0, self._tick)
+    def _next_slot(self, phase: _Phase) -> int:
+        """The first slot of `phase` that is not yet in the past."""
+        assert self._loop is not None
+        elapsed = self._loop.time() - self._t0 - phase.offset
+        return max(0, math.ceil(elapsed / self.period - 1e-9))
 
-    def _tick(self) -> None:
+    def _schedule(self, phase: _Phase, slot: int) -> None:
+        assert self._loop is not None
+        phase.slot = slot
+        deadline = self._t0 + phase.offset + slot * self.period
+        phase.handle = self._loop.call_at(deadline, self._tick, phase)
+
+    def _tick(self, phase: _Phase) -> None:
         loop = self._loop
         assert loop is not None
         now = loop.time()
-        deadline = self._t0 + self._slot * self.period
-        late = now - deadline
+        late = now - (self._t0 + phase.offset + phase.slot * self.period)
         stats = self.stats
         stats.ticks += 1
         if late * 1000 > self.LATE_MS:
             stats.late_ticks += 1
         if stats.lateness_ms is not None:
             stats.lateness_ms.append(late * 1000)
-        for client in list(self._clients):
+        for client in list(phase.clients):
             client.on_tick(now)
+        if not phase.clients:
+            phase.handle = None
+            return
         # Next slot on the fixed grid; skip (never burst) the slots already past.
-        slot = self._slot + 1
-        behind = int((loop.time() - self._t0) / self.period) + 1
-        if behind > slot:
-            stats.missed_slots += behind - slot
-            slot = behind
-        self._slot = slot
-        if self._clients:
-            self._handle = loop.call_at(self._t0 + slot * self.period, self._tick)
-        else:
-            self._handle = None
+        slot = max(phase.slot + 1, self._next_slot(phase))
+        stats.missed_slots += slot - phase.slot - 1
+        self._schedule(phase, slot)
 
 
 class OutboundPacer:
