@@ -1,7 +1,8 @@
 """Streaming format conversion: one stateful converter per direction per call.
 
-G.711 is decoded/encoded by table lookup; rate changes go through a soxr stream that keeps its
-filter state between chunks, so chunk edges never click.
+G.711 is decoded/encoded by table lookup; rate changes go through a `StreamResampler` that
+keeps its filter state between chunks (chunk edges never click) and adds 2 ms of delay.
+Whole buffers (files, fixtures) go through soxr at its best quality.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import soxr
 
 from voxgate.audio import g711
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
+from voxgate.audio.resample import StreamResampler
 
 _DECODE = {Encoding.ULAW: g711.ULAW_DECODE, Encoding.ALAW: g711.ALAW_DECODE}
 _ENCODE = {Encoding.ULAW: g711.ULAW_ENCODE, Encoding.ALAW: g711.ALAW_ENCODE}
@@ -36,14 +38,12 @@ class AudioConverter:
 
     __slots__ = ("_resampler", "dst", "src")
 
-    def __init__(self, src: AudioFormat, dst: AudioFormat, quality: str = "HQ") -> None:
+    def __init__(self, src: AudioFormat, dst: AudioFormat) -> None:
         self.src = src
         self.dst = dst
-        self._resampler: soxr.ResampleStream | None = None
+        self._resampler: StreamResampler | None = None
         if src.sample_rate != dst.sample_rate:
-            self._resampler = soxr.ResampleStream(
-                src.sample_rate, dst.sample_rate, 1, dtype="int16", quality=quality
-            )
+            self._resampler = StreamResampler(src.sample_rate, dst.sample_rate)
 
     @property
     def passthrough(self) -> bool:
@@ -61,7 +61,9 @@ class AudioConverter:
             raise ValueError(f"{len(data)} bytes is not a whole number of {self.src} samples")
         pcm = _to_pcm(data, self.src.encoding)
         if self._resampler is not None:
-            pcm = self._resampler.resample_chunk(pcm, last=last)
+            pcm = self._resampler.process(pcm)
+            if last:
+                pcm = np.concatenate((pcm, self._resampler.flush()))
         return _from_pcm(pcm, self.dst.encoding)
 
     def frame(self, frame: AudioFrame) -> AudioFrame:
@@ -74,9 +76,15 @@ class AudioConverter:
     def reset(self) -> None:
         """Drop the resampler's history (after a barge-in clear, say)."""
         if self._resampler is not None:
-            self._resampler.clear()
+            self._resampler.reset()
 
 
 def convert_all(data: bytes, src: AudioFormat, dst: AudioFormat) -> bytes:
-    """Convert a whole buffer at once (files, fixtures)."""
-    return AudioConverter(src, dst, quality="VHQ").convert(data, last=True)
+    """Convert a whole buffer at once (files, fixtures), with soxr at its best quality."""
+    if len(data) % src.bytes_per_sample:
+        raise ValueError(f"{len(data)} bytes is not a whole number of {src} samples")
+    pcm = _to_pcm(data, src.encoding)
+    if src.sample_rate != dst.sample_rate:
+        out = soxr.resample(pcm, src.sample_rate, dst.sample_rate, quality="VHQ")
+        pcm = np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+    return _from_pcm(pcm, dst.encoding)

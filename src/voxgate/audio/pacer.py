@@ -206,7 +206,20 @@ class OutboundPacer:
         del partial[:whole]
 
     def flush(self) -> None:
-        """Pad a trailing part-frame with silence so it plays now (end of an utterance)."""
+        """End of an utterance: everything written so far plays now.
+
+        Drains what the rate converters still hold (their filter delay, tens of ms) and pads a
+        trailing part-frame with silence.
+        """
+        for conv in self._converters.values():
+            tail = conv.convert(b"", last=True)
+            conv.reset()  # a finished resampler stream takes no more input until cleared
+            if tail:
+                self._push(tail)
+        self._pad()
+
+    def _pad(self) -> None:
+        """Pad a trailing part-frame with silence so it can go out on this tick."""
         if self._partial:
             missing = self.frame_bytes - len(self._partial)
             self._partial += self.wire_format.silence(missing)
@@ -239,7 +252,7 @@ class OutboundPacer:
             self.audio_frames_sent += 1
             return self._queue.popleft()
         if self._partial:
-            self.flush()
+            self._pad()
             self.audio_frames_sent += 1
             return self._queue.popleft()
         return self._silence

@@ -99,6 +99,7 @@ class VirtualCaller(asyncio.Protocol):
         )
         self._mute_until = 0.0
         self._converters: dict[int, AudioConverter] = {}
+        self._held: dict[int, int] = {}  # samples (at our rate) a converter has not yet released
         self._cursor = 0  # playout position in samples
 
     # --- asyncio.Protocol --------------------------------------------------------------
@@ -151,11 +152,17 @@ class VirtualCaller(asyncio.Protocol):
         res.arrivals.append(now)
         if not self.script.record:
             return
+        samples = len(payload) // 2 * self.script.rate // rate  # this frame's duration at our rate
+        back = 0
         if rate != self.script.rate:
             conv = self._converters.get(rate)
             if conv is None:
                 conv = self._converters[rate] = AudioConverter(AudioFormat(Encoding.PCM16, rate), self._fmt)
             payload = conv.convert(payload)
+            # A streaming resampler holds input back and releases it in blocks (~100 ms): put
+            # what it releases where that audio belongs, behind the cursor by what it still held.
+            back = self._held.get(rate, 0)
+            self._held[rate] = back + samples - len(payload) // 2
         arrival = round((now - self._t0_mono) * self.script.rate)
         tolerance = self.script.rate * _JUMP_TOLERANCE_MS // 1000
         if arrival > self._cursor + tolerance:
@@ -164,11 +171,11 @@ class VirtualCaller(asyncio.Protocol):
         elif arrival + tolerance < self._cursor:
             res.early_frames += 1
         rec = res.recording
-        end = self._cursor * 2
-        if len(rec) < end:
-            rec.extend(bytes(end - len(rec)))
-        rec[end : end + len(payload)] = payload
-        self._cursor += len(payload) // 2
+        start = max(0, self._cursor - back) * 2
+        if len(rec) < start:
+            rec.extend(bytes(start - len(rec)))
+        rec[start : start + len(payload)] = payload
+        self._cursor += samples
 
     # --- send (clock tick) -------------------------------------------------------------
 

@@ -134,7 +134,11 @@ class AudioSocketCall(asyncio.Protocol):
             if messages:
                 self._messages_in += len(messages)
                 self._check_flood(now)
-            self._pending_since = (self._pending_since or now) if self._reader.pending else None
+            if not self._reader.pending:
+                self._pending_since = None
+            elif messages or self._pending_since is None:
+                # The incomplete bytes start a new message: its wait starts now.
+                self._pending_since = now
         except ProtocolError as exc:
             self._fail(str(exc), exc.code)
 
