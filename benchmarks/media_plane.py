@@ -187,18 +187,26 @@ def main() -> int:
             proc.terminate()
             proc.wait(10)
         rows.append(row)
-        print(
-            f"{n:5d} calls  cpu/call-s {row['server_cpu_s_per_call_s'] * 1000:6.3f} ms  "
-            f"(server {row['server_cpu_util'] * 100:5.1f}% of a core, client {row['client_cpu_util'] * 100:5.1f}%)  "
-            f"calls/core {row['calls_per_core']:6.0f}  rss/call {row['server_rss_per_call_kb']:6.1f} KiB  "
-            f"jitter p50 {row['jitter_p50_ms']:.2f} p99 {row['jitter_p99_ms']:.2f} max {row['jitter_max_ms']:.1f} ms  "
-            f"lost {row['frames_lost']} late {row['frames_late']} missed-slots {row['server_missed_slots']:.0f}  "
-            f"{'OK' if row['ok'] else 'FAIL'}",
-            flush=True,
-        )
+        print(format_row(row), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def format_row(r: dict[str, object]) -> str:
+    f = {k: v for k, v in r.items()}
+    return (
+        "{calls:5d} calls  cpu/call-s {cpu:6.3f} ms  (server {su:5.1f}% of a core, client {cu:5.1f}%)  "
+        "calls/core {calls_per_core:6.0f}  rss/call {server_rss_per_call_kb:6.1f} KiB  "
+        "jitter p50 {jitter_p50_ms:.2f} p99 {jitter_p99_ms:.2f} max {jitter_max_ms:.1f} ms  "
+        "lost {frames_lost} late {frames_late} missed-slots {server_missed_slots:.0f}  {verdict}"
+    ).format(
+        cpu=float(f["server_cpu_s_per_call_s"]) * 1000,  # type: ignore[arg-type]
+        su=float(f["server_cpu_util"]) * 100,  # type: ignore[arg-type]
+        cu=float(f["client_cpu_util"]) * 100,  # type: ignore[arg-type]
+        verdict="OK" if f["ok"] else "FAIL",
+        **f,
+    )
 
 
 def uvloop_run(coro):  # type: ignore[no-untyped-def]

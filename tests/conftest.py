@@ -60,8 +60,8 @@ class RawClient:
         await self.send_uuid()
         return await self.read_message()
 
-    async def read_message(self, timeout: float = 1.0) -> tuple[int, bytes]:
-        async with asyncio.timeout(timeout):
+    async def read_message(self, within: float = 1.0) -> tuple[int, bytes]:
+        async with asyncio.timeout(within):
             header = await self.reader.readexactly(3)
             kind, length = header[0], (header[1] << 8) | header[2]
             payload = await self.reader.readexactly(length)
@@ -73,16 +73,16 @@ class RawClient:
         deadline = time.monotonic() + duration
         while (left := deadline - time.monotonic()) > 0:
             try:
-                kind, payload = await self.read_message(timeout=left)
+                kind, payload = await self.read_message(within=left)
             except TimeoutError:
                 break
             out.append((time.monotonic(), kind, payload))
         return out
 
-    async def read_to_eof(self, timeout: float = 2.0) -> bytes:
+    async def read_to_eof(self, within: float = 2.0) -> bytes:
         """All bytes until the server closes; a reset counts as closed. TimeoutError if it stays open."""
         data = bytearray()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 try:
                     chunk = await self.reader.read(65536)
@@ -145,7 +145,7 @@ class WellBehavedCall:
     async def _recv(self) -> None:
         try:
             while True:
-                await self.client.read_message(timeout=5.0)
+                await self.client.read_message(within=5.0)
                 self.received += 1
         except (asyncio.IncompleteReadError, OSError, TimeoutError):
             self.closed = True
@@ -197,7 +197,8 @@ def port_of(server: AudioSocketServer) -> int:
     return server.sockets[0][1]
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 1.0, step: float = 0.005) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def wait_for(predicate: Callable[[], bool], within: float = 1.0, step: float = 0.005) -> None:
+    """Poll server state we have no event for (counters, active calls) until it holds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - nothing to await on: the state is plain attributes
             await asyncio.sleep(step)

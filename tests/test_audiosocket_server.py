@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import statistics
 import time
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from conftest import (
     SILENCE_8K,
     RawClient,
@@ -17,11 +21,9 @@ from conftest import (
     StartServer,
     WellBehavedCall,
     port_of,
+    uuid_message,
     wait_for,
 )
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-
 from voxgate.audio.format import SLIN8, SLIN16, ULAW8, AudioFrame
 from voxgate.server.metrics import build_registry
 from voxgate.transports.audiosocket.server import AudioSocketCall
@@ -46,7 +48,7 @@ def frame_16k(payload: bytes) -> bytes:
 
 
 def noise(n: int) -> bytes:
-    """Random bytes with no all-zero 2-byte sample pairs in practice; never equal to silence."""
+    """Random bytes; the first is odd, so a frame of it is never mistaken for silence."""
     data = bytearray(os.urandom(n))
     data[0] |= 1
     return bytes(data)
@@ -69,7 +71,7 @@ async def test_silent_caller_gets_paced_silence(start_server: StartServer) -> No
     got = await client.read_timed(0.5)
     assert all(kind == 0x10 and payload == bytes(320) for _, kind, payload in got)
     assert 21 <= len(got) <= 27, f"{len(got)} frames in 500 ms"
-    gaps = [(b - a) * 1000 for (a, _, _), (b, _, _) in zip(got, got[1:], strict=False)]
+    gaps = [(b - a) * 1000 for (a, _, _), (b, _, _) in itertools.pairwise(got)]
     assert 17 <= statistics.median(gaps) <= 23
     assert max(gaps) < 60
     await client.close()
@@ -88,7 +90,7 @@ async def test_echo_returns_the_callers_bytes_paced(start_server: StartServer) -
     assert [payload for _, payload in echoed] == frames
     span_ms = (echoed[-1][0] - echoed[0][0]) * 1000
     assert 19 * 20 * 0.85 <= span_ms <= 19 * 20 * 1.15, f"20 frames played over {span_ms:.0f} ms"
-    gaps = [(b - a) * 1000 for (a, _), (b, _) in zip(echoed, echoed[1:], strict=False)]
+    gaps = [(b - a) * 1000 for (a, _), (b, _) in itertools.pairwise(echoed)]
     assert min(gaps) > 8, f"burst: two frames {min(gaps):.1f} ms apart"
     await client.close()
 
@@ -287,7 +289,7 @@ BAD_INPUT = [
     ("invalid dtmf", None, b"\x03\x00\x01\x45", "DTMF payload 0x45"),
     ("dtmf of 2 bytes", None, b"\x03\x00\x0212", "DTMF message of 2 bytes"),
     ("odd-length slin", None, b"\x10\x00\x03abc", "odd-length slin"),
-    ("second uuid", None, bytes.fromhex("010010" "40325ec25efd4bd3805f53576e581d13"), "second UUID"),
+    ("second uuid", None, bytes.fromhex("01001040325ec25efd4bd3805f53576e581d13"), "second UUID"),
 ]
 
 
@@ -392,4 +394,22 @@ async def test_real_time_audio_is_not_a_flood(start_server: StartServer) -> None
     await client.send(frame_8k(noise(320)) * 100)
     await wait_for(lambda: len(handler.events) == 100)
     assert handler.calls[0].end_cause is None
+    await client.close()
+
+
+async def test_good_messages_before_a_bad_header_in_one_read_are_still_handled(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = RecordingHandler()
+    server = await start_server(handler)
+    client = await RawClient.connect(port_of(server))
+    # One write: UUID, a DTMF '5', then an unknown kind. The call starts, the digit is delivered,
+    # and the warning names the call, before the connection is closed.
+    await client.send(uuid_message(client.call_uuid) + b"\x03\x00\x01\x35" + b"\x02\x00\x01\x00")
+    await client.read_to_eof(1.0)
+    await wait_for(lambda: handler.events == [Dtmf("5")])
+    [warning] = voxgate_warnings(caplog)
+    assert "unknown message kind 0x02" in warning.getMessage()
+    assert warning.call_id == client.call_uuid  # type: ignore[attr-defined]
+    await wait_for(lambda: server.active_calls == 0)
     await client.close()

@@ -23,7 +23,7 @@ from voxgate.transports.audiosocket.protocol import (
 )
 
 UUID_TEXT = "40325ec2-5efd-4bd3-805f-53576e581d13"
-UUID_MSG = bytes.fromhex("010010" "40325ec25efd4bd3805f53576e581d13")
+UUID_MSG = bytes.fromhex("01001040325ec25efd4bd3805f53576e581d13")
 SILENCE_8K_MSG = b"\x10\x01\x40" + bytes(320)
 DTMF_HASH_MSG = b"\x03\x00\x01\x23"
 HANGUP_MSG = b"\x00\x00\x00"
@@ -52,9 +52,8 @@ LITERALS: list[tuple[bytes, tuple[int, bytes]]] = [
 def test_literals_are_what_the_notes_say() -> None:
     # Guard the fixtures themselves against typos: §8 spelled out byte by byte.
     assert UUID_MSG == bytes(
-        [0x01, 0x00, 0x10, 0x40, 0x32, 0x5E, 0xC2, 0x5E, 0xFD, 0x4B, 0xD3, 0x80, 0x5F, 0x53, 0x57, 0x6E]
-        + [0x58, 0x1D, 0x13]
-    )
+        [0x01, 0x00, 0x10, 0x40, 0x32, 0x5E, 0xC2, 0x5E, 0xFD, 0x4B, 0xD3, 0x80, 0x5F, 0x53, 0x57, 0x6E, 0x58]
+    ) + bytes([0x1D, 0x13])
     assert len(SILENCE_8K_MSG) == 3 + 320
     assert len(SLIN16_MSG) == 3 + 640
 

@@ -28,7 +28,7 @@ class _SimLoop:
         heapq.heappush(self._timers, entry)
 
         class _Handle:
-            def cancel(inner) -> None:  # noqa: N805
+            def cancel(inner) -> None:
                 self._timers.remove(entry)
                 heapq.heapify(self._timers)
 

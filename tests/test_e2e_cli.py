@@ -77,7 +77,6 @@ def make_signal(rate: int, seconds: float = 2.0) -> np.ndarray:
     return np.clip(np.concatenate([chirp, burst]) * 32767, -32768, 32767).astype("<i2")
 
 
-
 def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)

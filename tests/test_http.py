@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from conftest import SILENCE_8K, RawClient, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import SILENCE_8K, RawClient, wait_for
 from voxgate.config import load_config
 from voxgate.server.app import VoxgateServer
 

@@ -159,8 +159,8 @@ class VirtualCaller(asyncio.Protocol):
             if conv is None:
                 conv = self._converters[rate] = AudioConverter(AudioFormat(Encoding.PCM16, rate), self._fmt)
             payload = conv.convert(payload)
-            # A streaming resampler holds input back and releases it in blocks (~100 ms): put
-            # what it releases where that audio belongs, behind the cursor by what it still held.
+            # A streaming resampler holds some input back (its filter delay): put what it releases
+            # where that audio belongs, behind the cursor by what it still held.
             back = self._held.get(rate, 0)
             self._held[rate] = back + samples - len(payload) // 2
         arrival = round((now - self._t0_mono) * self.script.rate)

@@ -107,15 +107,18 @@ class MessageReader:
     """Reassembles messages from TCP reads of any size (short reads and coalesced reads both happen).
 
     `check_header(kind, length)` runs as soon as a header is complete, before its payload has
-    arrived, so an absurd length is refused without waiting for the bytes.
+    arrived, so an absurd length is refused without waiting for the bytes. When it raises
+    `ProtocolError`, `feed` still returns the good messages before the bad header, and the
+    error waits in `error` for the caller to act on once it has handled them.
     """
 
-    __slots__ = ("_buf", "_check_header", "_checked")
+    __slots__ = ("_buf", "_check_header", "_checked", "error")
 
     def __init__(self, check_header: HeaderCheck | None = None) -> None:
         self._buf = bytearray()
         self._check_header = check_header
         self._checked = False  # the header at the front of _buf has been checked
+        self.error: ProtocolError | None = None
 
     @property
     def pending(self) -> int:
@@ -130,6 +133,8 @@ class MessageReader:
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Add received bytes; return the whole messages they complete, in order."""
         out: list[tuple[int, bytes]] = []
+        if self.error is not None:
+            return out
         buf = self._buf
         if not buf:
             # Fast path: the read holds whole messages and nothing is pending.
@@ -150,7 +155,11 @@ class MessageReader:
             kind = data[pos]
             length = (data[pos + 1] << 8) | data[pos + 2]
             if check is not None and not self._checked:
-                check(kind, length)
+                try:
+                    check(kind, length)
+                except ProtocolError as exc:
+                    self.error = exc
+                    return end  # nothing after a bad header can be framed
             if end - pos - HEADER_SIZE < length:
                 self._checked = True
                 return pos

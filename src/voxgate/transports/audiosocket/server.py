@@ -134,6 +134,8 @@ class AudioSocketCall(asyncio.Protocol):
             if messages:
                 self._messages_in += len(messages)
                 self._check_flood(now)
+            if self._reader.error is not None:
+                raise self._reader.error
             if not self._reader.pending:
                 self._pending_since = None
             elif messages or self._pending_since is None:
@@ -365,9 +367,10 @@ class AudioSocketServer:
         self.accepting = False
         if self._server is not None:
             self._server.close()
-        calls = list(self.calls)
-        for call in calls:
-            await asyncio.wait_for(call.hangup("server shutting down"), grace)
+        hangups = [asyncio.wait_for(c.hangup("server shutting down"), grace) for c in list(self.calls)]
+        for outcome in await asyncio.gather(*hangups, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("a call did not hang up cleanly on shutdown: %r", outcome)
         if self._server is not None:
             await self._server.wait_closed()
 
