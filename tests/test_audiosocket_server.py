@@ -413,3 +413,21 @@ async def test_good_messages_before_a_bad_header_in_one_read_are_still_handled(
     assert warning.call_id == client.call_uuid  # type: ignore[attr-defined]
     await wait_for(lambda: server.active_calls == 0)
     await client.close()
+
+
+@pytest.mark.parametrize(("payload_len", "warned"), [(160, True), (320, False)])
+async def test_g711_sent_as_slin_is_pointed_out_once(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture, payload_len: int, warned: bool
+) -> None:
+    # Dial(AudioSocket/host/uuid) without c() sends the caller's μ-law, 160 bytes per 20 ms, as 0x10.
+    handler = RecordingHandler()
+    server = await start_server(handler)
+    client = await RawClient.connect(port_of(server))
+    await client.start_call()
+    header = b"\x10" + payload_len.to_bytes(2, "big")
+    await client.send(b"".join(header + b"\xff" * payload_len for _ in range(30)))
+    await wait_for(lambda: handler.calls and handler.calls[0].frames_in == 30)
+    hits = [r for r in voxgate_warnings(caplog) if "c(slin)" in r.getMessage()]
+    assert len(hits) == (1 if warned else 0)
+    assert server.active_calls == 1  # a hint, not an error: the call goes on
+    await client.close()

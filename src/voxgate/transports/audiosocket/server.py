@@ -39,6 +39,7 @@ log = logging.getLogger("voxgate.audiosocket")
 CallHandler = Callable[["AudioSocketCall"], Awaitable[None]]
 _CODECS = {"slin": Encoding.PCM16, "ulaw": Encoding.ULAW, "alaw": Encoding.ALAW}
 _AGENT_GRACE_S = 5.0
+_CODEC_SNIFF_FRAMES = 25  # half a second of 20 ms frames
 
 
 @dataclass
@@ -77,6 +78,7 @@ class AudioSocketCall(asyncio.Protocol):
         self.frames_dropped = 0
         self.dtmf_in = 0
         self._audio_ms_in = 0.0
+        self._sniff_ok = False  # seen an inbound frame that is not 160 bytes of "slin"
         self._messages_in = 0
         self._pending_since: float | None = None
         self._paused_since: float | None = None
@@ -198,6 +200,8 @@ class AudioSocketCall(asyncio.Protocol):
             if fmt.encoding is Encoding.PCM16 and len(payload) & 1:
                 raise ProtocolError(f"odd-length slin payload of {len(payload)} bytes", "odd_length")
             self._audio_ms_in += len(payload) / fmt.bytes_per_ms
+            if self.frames_in <= _CODEC_SNIFF_FRAMES:
+                self._sniff_codec(kind, len(payload))
             self._inbound.put(AudioFrame(payload, fmt))
         elif kind == Kind.DTMF:
             digit = payload[0]
@@ -214,6 +218,18 @@ class AudioSocketCall(asyncio.Protocol):
         elif kind == Kind.ERROR:
             self._log.warning("Asterisk sent ERROR: %s; ending call", describe_error(payload))
             self._end("peer error")
+
+    def _sniff_codec(self, kind: int, length: int) -> None:
+        """Warn once when 'slin' 0x10 frames look like G.711 (a channel driver without c())."""
+        if kind != Kind.AUDIO or self._codec is not Encoding.PCM16 or length != 160:
+            self._sniff_ok = True
+        if self.frames_in == _CODEC_SNIFF_FRAMES and not self._sniff_ok:
+            self._log.warning(
+                "the first %d audio frames were all 160 bytes: that is 20 ms of G.711, not slin. "
+                "Dial(AudioSocket/...) without c() forwards the caller's codec; add c(slin) to the "
+                "dial string, or set audiosocket.codec to ulaw/alaw",
+                _CODEC_SNIFF_FRAMES,
+            )
 
     def _switch_rate(self, kind: int, rate: int) -> None:
         encoding = self._codec if kind == Kind.AUDIO else Encoding.PCM16
