@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the project needs at run or test time (installed when missing, as root).
-APT_PACKAGES ?=
+APT_PACKAGES ?= espeak-ng
 ARGS ?=
 
 .PHONY: run test lint bench apt clean
