@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from voxgate.audio.convert import AudioConverter, convert_all
-from voxgate.audio.format import ULAW8, AudioFrame
+from voxgate.audio.convert import convert_all
+from voxgate.audio.format import ULAW8
 from voxgate.audio.wav import read_wav
 from voxgate.providers import create
+from voxgate.testing.speech import push_call_audio
 from voxgate.testing.wer import word_errors, words
 
 UTTERANCES = [
@@ -54,11 +55,7 @@ def phone_line(text: str, tmp: Path) -> bytes:
 async def one_turn(stt, ulaw: bytes) -> tuple[str, float]:
     """Feed one utterance as 20 ms μ-law frames; (transcript, s from end_input to the final)."""
     stream = stt.stream()
-    converter = AudioConverter(ULAW8, stt.input_format)
-    step = ULAW8.frame_bytes(20)
-    for start in range(0, len(ulaw), step):
-        stream.push_audio(converter.frame(AudioFrame(ulaw[start : start + step], ULAW8)))
-    stream.push_audio(AudioFrame(converter.convert(b"", last=True), stt.input_format))
+    push_call_audio(stream, stt.input_format, ulaw, ULAW8)
     t0 = time.perf_counter()
     stream.end_input()
     text = ""

