@@ -21,7 +21,7 @@ class EchoAgent:
         async for event in call:
             if not isinstance(event, AudioFrame):
                 continue
-            if held is None:
+            if held_ms >= PREBUFFER_MS:  # primed: straight through
                 output.write(event)
                 continue
             held.append(event)
@@ -29,4 +29,4 @@ class EchoAgent:
             if held_ms >= PREBUFFER_MS:
                 for frame in held:
                     output.write(frame)
-                held = None  # type: ignore[assignment]
+                held.clear()

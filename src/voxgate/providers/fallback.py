@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from voxgate.audio.convert import AudioConverter
 from voxgate.audio.format import AudioFormat, AudioFrame
@@ -135,19 +135,29 @@ def _names(providers: Sequence[object]) -> str:
     return f"fallback({','.join(provider_name(p) for p in providers)})"
 
 
-class FallbackLLM:
-    """An `LLM` over several LLMs."""
+class _Fallback(Generic[P]):
+    """What every fallback wrapper shares: a `ProviderPool` of one kind, and its name."""
+
+    kind: str
 
     def __init__(
         self,
-        providers: Sequence[LLM],
+        providers: Sequence[P],
         *,
         cooldown: float = DEFAULT_COOLDOWN_S,
         options: ConnectOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.pool = ProviderPool("llm", providers, cooldown=cooldown, options=options, clock=clock)
+        self.pool: ProviderPool[P] = ProviderPool(
+            self.kind, providers, cooldown=cooldown, options=options, clock=clock
+        )
         self.name = _names(providers)
+
+
+class FallbackLLM(_Fallback[LLM]):
+    """An `LLM` over several LLMs."""
+
+    kind = "llm"
 
     def chat(self, messages: list[ChatMessage], tools: Sequence[ToolSpec] = ()) -> AsyncIterator[LLMEvent]:
         return self.pool.stream(lambda llm: llm.chat(messages, tools))
@@ -163,19 +173,13 @@ async def _converted(
         yield AudioFrame(tail, converter.dst)
 
 
-class FallbackTTS:
+class FallbackTTS(_Fallback[TTS]):
     """A `TTS` over several TTSs; audio from any of them comes out in the first one's format."""
 
-    def __init__(
-        self,
-        providers: Sequence[TTS],
-        *,
-        cooldown: float = DEFAULT_COOLDOWN_S,
-        options: ConnectOptions | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.pool = ProviderPool("tts", providers, cooldown=cooldown, options=options, clock=clock)
-        self.name = _names(providers)
+    kind = "tts"
+
+    def __init__(self, providers: Sequence[TTS], **pool_options: Any) -> None:
+        super().__init__(providers, **pool_options)
         self.output_format: AudioFormat = providers[0].output_format
 
     def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
@@ -186,23 +190,17 @@ class FallbackTTS:
         )
 
 
-class FallbackSTT:
+class FallbackSTT(_Fallback[STT]):
     """An `STT` over several STTs, taking audio in the first one's format.
 
     Each stream keeps its audio until the first event comes out, so a provider that fails
     before answering is replaced by the next one with the whole utterance replayed.
     """
 
-    def __init__(
-        self,
-        providers: Sequence[STT],
-        *,
-        cooldown: float = DEFAULT_COOLDOWN_S,
-        options: ConnectOptions | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.pool = ProviderPool("stt", providers, cooldown=cooldown, options=options, clock=clock)
-        self.name = _names(providers)
+    kind = "stt"
+
+    def __init__(self, providers: Sequence[STT], **pool_options: Any) -> None:
+        super().__init__(providers, **pool_options)
         self.input_format: AudioFormat = providers[0].input_format
 
     def stream(self) -> STTStream:

@@ -101,6 +101,7 @@ class VirtualCaller(asyncio.Protocol):
         self._converters: dict[int, AudioConverter] = {}
         self._held: dict[int, int] = {}  # samples (at our rate) a converter has not yet released
         self._cursor = 0  # playout position in samples
+        self._tolerance = script.rate * _JUMP_TOLERANCE_MS // 1000  # in samples
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class VirtualCaller(asyncio.Protocol):
             back = self._held.get(rate, 0)
             self._held[rate] = back + samples - len(payload) // 2
         arrival = round((now - self._t0_mono) * self.script.rate)
-        tolerance = self.script.rate * _JUMP_TOLERANCE_MS // 1000
+        tolerance = self._tolerance
         if arrival > self._cursor + tolerance:
             res.gaps += 1
             self._cursor = arrival

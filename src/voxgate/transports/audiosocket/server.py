@@ -66,6 +66,9 @@ class AudioSocketCall(asyncio.Protocol):
         self._reader = MessageReader(self._check_header)
         self._inbound = InboundStream()
         self._codec = _CODECS[self._opts.codec]
+        self._audio_limits = server.audio_limits
+        self._stall_s = self._opts.stall_timeout_ms / 1000
+        self._write_stall_s = self._opts.write_stall_ms / 1000
         self._in_format = AudioFormat(self._codec, 8000)
         self._out_kind = int(Kind.AUDIO)
         self.output = OutboundPacer(AudioFormat(Encoding.PCM16, 8000), self._wrap_audio)
@@ -167,18 +170,20 @@ class AudioSocketCall(asyncio.Protocol):
     # --- inbound -----------------------------------------------------------------------
 
     def _check_header(self, kind: int, length: int) -> None:
-        rate = AUDIO_KIND_RATES.get(kind)
-        if rate is not None:
+        limit = self._audio_limits.get(kind)
+        if limit is not None:
+            max_bytes, width = limit
             if length == 0:
                 raise ProtocolError("zero-length audio message", "empty_audio")
-            width = 2 if (kind != Kind.AUDIO or self._codec is Encoding.PCM16) else 1
-            max_bytes = rate * width * self._opts.max_frame_ms // 1000
             if length > max_bytes:
+                rate = AUDIO_KIND_RATES[kind]
                 raise ProtocolError(
                     f"audio payload of {length} bytes ({length * 1000 // (rate * width)} ms at "
                     f"{rate} Hz) exceeds the {self._opts.max_frame_ms} ms limit",
                     "oversize",
                 )
+            if width == 2 and length & 1:
+                raise ProtocolError(f"odd-length slin payload of {length} bytes", "odd_length")
         elif kind == Kind.UUID:
             if length != 16:
                 raise ProtocolError(f"UUID message of {length} bytes, expected 16", "bad_uuid")
@@ -197,8 +202,6 @@ class AudioSocketCall(asyncio.Protocol):
                 self._switch_rate(kind, rate)
             self.frames_in += 1
             fmt = self._in_format
-            if fmt.encoding is Encoding.PCM16 and len(payload) & 1:
-                raise ProtocolError(f"odd-length slin payload of {len(payload)} bytes", "odd_length")
             self._audio_ms_in += len(payload) / fmt.bytes_per_ms
             if self.frames_in <= _CODEC_SNIFF_FRAMES:
                 self._sniff_codec(kind, len(payload))
@@ -286,7 +289,7 @@ class AudioSocketCall(asyncio.Protocol):
         transport = self._transport
         if transport is None or self.end_cause is not None:
             return
-        if self._pending_since is not None and now - self._pending_since > self._opts.stall_timeout_ms / 1000:
+        if self._pending_since is not None and now - self._pending_since > self._stall_s:
             self._fail(
                 f"stalled: {self._reader.pending} bytes of an incomplete message waited "
                 f"{(now - self._pending_since) * 1000:.0f} ms",
@@ -298,7 +301,7 @@ class AudioSocketCall(asyncio.Protocol):
             transport.write(message)
         else:
             self.frames_dropped += 1
-            if now - self._paused_since > self._opts.write_stall_ms / 1000:
+            if now - self._paused_since > self._write_stall_s:
                 self._fail(
                     f"peer stopped reading for {(now - self._paused_since) * 1000:.0f} ms",
                     "write_stalled",
@@ -355,6 +358,13 @@ class AudioSocketServer:
         self.handler = handler
         self.clock = clock or MediaClock()
         self.stats = ServerStats()
+        # Per audio kind: (largest payload accepted, bytes per sample); read on every header.
+        codec_width = _CODECS[options.codec].sample_width
+        self.audio_limits: dict[int, tuple[int, int]] = {
+            kind: (rate * width * options.max_frame_ms // 1000, width)
+            for kind, rate in AUDIO_KIND_RATES.items()
+            for width in [codec_width if kind == Kind.AUDIO else 2]
+        }
         self.calls: dict[AudioSocketCall, None] = {}
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._server: asyncio.Server | None = None
