@@ -36,7 +36,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "/health, /ready and /metrics over HTTP.",
     )
     s.add_argument("--config", metavar="FILE", help="YAML config file")
-    s.add_argument("--agent", metavar="NAME", help="agent that answers calls (default: echo)")
+    s.add_argument(
+        "--agent",
+        metavar="NAME",
+        help="agent that answers calls: one defined in the config, 'default' (the offline demo "
+        "agent, the default) or 'echo'",
+    )
     s.add_argument(
         "--audiosocket",
         metavar="HOST:PORT",
@@ -91,6 +96,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("agents", help="list the agents this install can run")
     a.set_defaults()
+
+    cfg = sub.add_parser("config", help="work with config files")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    chk = cfg_sub.add_parser(
+        "check",
+        help="validate a config file",
+        description="Validate FILE: every field, ${ENV} references, provider names (and whether "
+        "their extras are installed) and tool functions. Prints what is wrong and how to fix it.",
+    )
+    chk.add_argument("file", metavar="FILE")
     return p
 
 
@@ -190,7 +205,22 @@ def _agents(_: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from voxgate.agent.check import check_config
+
+    problems, summary = check_config(args.file)
+    for line in summary:
+        print(line)
+    if problems:
+        print(f"{args.file}: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    handlers = {"serve": _serve, "call": _call, "agents": _agents}
+    handlers = {"serve": _serve, "call": _call, "agents": _agents, "config": _config}
     return handlers[args.command](args)

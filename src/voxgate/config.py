@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_AGENT = "echo"
+from voxgate.agent.config import AgentConfig
+
+DEFAULT_AGENT = "default"
 
 
 class ConfigError(ValueError):
@@ -72,12 +74,24 @@ class HttpConfig(_Model):
 
 
 class ServerConfig(_Model):
-    agent: str = Field(DEFAULT_AGENT, description="Agent that answers calls")
+    agent: str = Field(
+        DEFAULT_AGENT,
+        description="Agent that answers calls: a name under `agents`, 'default' (the offline demo "
+        "agent) or a registered agent such as 'echo'",
+    )
+    agents: dict[str, AgentConfig] = Field(default_factory=dict, description="Agents defined here, by name")
     audiosocket: AudioSocketConfig = AudioSocketConfig()
     http: HttpConfig = HttpConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     uvloop: bool = True
+
+    @model_validator(mode="after")
+    def _name_agents(self) -> ServerConfig:
+        for key, agent in self.agents.items():
+            if "name" not in agent.model_fields_set:
+                agent.name = key
+        return self
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -99,7 +113,7 @@ def interpolate_env(text: str) -> str:
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
-    for err in exc.errors():
+    for err in exc.errors(include_input=False):
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -140,14 +141,18 @@ class OutboundPacer:
 
     __slots__ = (
         "_converters",
+        "_idle",
         "_partial",
         "_queue",
         "_silence",
+        "_watches",
         "_wrap",
         "audio_frames_sent",
         "frame_bytes",
         "frame_ms",
         "frames_sent",
+        "paused",
+        "send_now",
         "wire_format",
     )
 
@@ -167,6 +172,13 @@ class OutboundPacer:
         self._converters: dict[AudioFormat, AudioConverter] = {}
         self.frames_sent = 0
         self.audio_frames_sent = 0
+        self.paused = False
+        self._idle = True  # the last tick sent filler, so new audio starts a talkspurt
+        self._watches: list[tuple[int, asyncio.Future[float]]] = []
+        self.send_now: Callable[[bytes], None] | None = None
+        """Set by a transport that can write between ticks: a talkspurt's first frame then goes
+        out as soon as it is written instead of waiting up to a frame for the next tick. The
+        lead this gives is under one frame and only at a talkspurt start, never cumulative."""
 
     def set_wire_format(self, wire_format: AudioFormat, wrap: Callable[[bytes], bytes]) -> float:
         """Switch the wire format (the peer's rate became known); returns queued ms dropped."""
@@ -195,6 +207,8 @@ class OutboundPacer:
         partial = self._partial
         if not partial and len(data) == n:  # the common case: exactly one frame
             self._queue.append(self._wrap(data))
+            if self._idle:
+                self._start_talkspurt()
             return
         partial += data
         if len(partial) < n:
@@ -204,6 +218,15 @@ class OutboundPacer:
         for start in range(0, whole, n):
             queue.append(wrap(bytes(partial[start : start + n])))
         del partial[:whole]
+        if self._idle:
+            self._start_talkspurt()
+
+    def _start_talkspurt(self) -> None:
+        send = self.send_now
+        if send is None or self.paused:
+            return
+        self._idle = False
+        send(self._pop())
 
     def flush(self) -> None:
         """End of an utterance: everything written so far plays now.
@@ -226,17 +249,61 @@ class OutboundPacer:
             self._push(b"")
 
     def clear(self) -> float:
-        """Drop everything not yet sent (barge-in); returns the milliseconds dropped."""
+        """Drop everything not yet sent (barge-in); returns the milliseconds dropped.
+
+        Pending `when_sent` waits resolve at once (with the current time): what they waited for
+        will never play."""
         dropped = self.queued_ms
         self._queue.clear()
         self._partial.clear()
         for conv in self._converters.values():
             conv.reset()
+        if self._watches:
+            self._resolve_watches(all_=True)
         return dropped
+
+    def pause(self) -> None:
+        """Stop sending queued audio from the next tick on (filler instead), keeping the queue:
+        the caller may have only coughed. `resume()` plays on from where it stopped; `clear()`
+        drops it."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def when_sent(self, audio_frames: int) -> asyncio.Future[float]:
+        """A future that resolves with `time.monotonic()` once `audio_frames` audio frames in total
+        have been sent on this call (or at once if they have, or when the queue is cleared)."""
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if self.audio_frames_sent >= audio_frames:
+            fut.set_result(time.monotonic())
+        else:
+            self._watches.append((audio_frames, fut))
+        return fut
+
+    def when_played_out(self) -> asyncio.Future[float]:
+        """Resolves once everything queued now (including a part-frame) has been sent."""
+        return self.when_sent(self.audio_frames_sent + self.queued_frames)
+
+    def _resolve_watches(self, all_: bool = False) -> None:
+        now = time.monotonic()
+        keep: list[tuple[int, asyncio.Future[float]]] = []
+        for target, fut in self._watches:
+            if all_ or self.audio_frames_sent >= target:
+                if not fut.done():
+                    fut.set_result(now)
+            else:
+                keep.append((target, fut))
+        self._watches = keep
 
     @property
     def queued_ms(self) -> float:
         return len(self._queue) * self.frame_ms + self.wire_format.duration_ms(len(self._partial))
+
+    @property
+    def queued_frames(self) -> int:
+        """Frames waiting to be sent, a trailing part-frame included."""
+        return len(self._queue) + (1 if self._partial else 0)
 
     @property
     def played_ms(self) -> int:
@@ -246,13 +313,19 @@ class OutboundPacer:
     # --- clock side ----------------------------------------------------------------------
 
     def next_message(self) -> bytes:
-        """The message for this tick: queued audio, a padded part-frame, or silence."""
+        """The message for this tick: queued audio, a padded part-frame, or silence (also while
+        paused)."""
         self.frames_sent += 1
-        if self._queue:
-            self.audio_frames_sent += 1
-            return self._queue.popleft()
-        if self._partial:
-            self._pad()
-            self.audio_frames_sent += 1
-            return self._queue.popleft()
+        if not self.paused and (self._queue or self._partial):
+            self._idle = False
+            return self._pop()
+        self._idle = True
         return self._silence
+
+    def _pop(self) -> bytes:
+        if not self._queue:
+            self._pad()
+        self.audio_frames_sent += 1
+        if self._watches:
+            self._resolve_watches()
+        return self._queue.popleft()

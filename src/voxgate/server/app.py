@@ -10,7 +10,7 @@ import signal
 
 from aiohttp import web
 
-from voxgate.agent.base import load_agent
+from voxgate.agent.base import Agent, load_agent
 from voxgate.config import ServerConfig, parse_hostport
 from voxgate.server.http import build_http_app
 from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
@@ -18,10 +18,20 @@ from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketSe
 log = logging.getLogger("voxgate.server")
 
 
+def build_agent(config: ServerConfig) -> Agent:
+    """The agent `config.agent` names: one defined under `agents`, or a registered one."""
+    if config.agent in config.agents:
+        from voxgate.agent.pipeline import PipelineAgent
+
+        return PipelineAgent(config.agents[config.agent])
+    return load_agent(config.agent)
+
+
 class VoxgateServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.agent = load_agent(config.agent)
+        self.agent = build_agent(config)
+        self._prepare: asyncio.Task[None] | None = None
 
         async def handle(call: AudioSocketCall) -> None:
             await self.agent.handle(call)
@@ -39,6 +49,9 @@ class VoxgateServer:
         await self.audiosocket.start(host, port)
         self._runner = web.AppRunner(build_http_app(self.audiosocket), access_log=None)
         await self._runner.setup()
+        prepare = getattr(self.agent, "prepare", None)
+        if prepare is not None:  # load models in the background: the listeners are up already
+            self._prepare = asyncio.create_task(prepare(), name="agent-prepare")
         h_host, h_port = parse_hostport(self.config.http.listen, field="http.listen")
         site = web.TCPSite(self._runner, h_host, h_port, reuse_address=True)
         await site.start()
@@ -53,6 +66,11 @@ class VoxgateServer:
 
     async def stop(self) -> None:
         await self.audiosocket.stop()
+        if self._prepare is not None:
+            self._prepare.cancel()
+        from voxgate.agent.tools import aclose_tools
+
+        await aclose_tools()
         if self._runner is not None:
             await self._runner.cleanup()
 

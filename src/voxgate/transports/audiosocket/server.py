@@ -72,6 +72,7 @@ class AudioSocketCall(asyncio.Protocol):
         self._in_format = AudioFormat(self._codec, 8000)
         self._out_kind = int(Kind.AUDIO)
         self.output = OutboundPacer(AudioFormat(Encoding.PCM16, 8000), self._wrap_audio)
+        self.output.send_now = self._send_now
         self.call_id = "-"
         self.peer = "?"
         self.started_at = 0.0  # loop time at connect
@@ -306,6 +307,14 @@ class AudioSocketCall(asyncio.Protocol):
                     f"peer stopped reading for {(now - self._paused_since) * 1000:.0f} ms",
                     "write_stalled",
                 )
+
+    def _send_now(self, message: bytes) -> None:
+        """A talkspurt's first frame, written as soon as it is ready (between ticks)."""
+        transport = self._transport
+        if transport is None or self.end_cause is not None or self._paused_since is not None:
+            self.frames_dropped += 1
+            return
+        transport.write(message)
 
     def _uuid_timeout(self) -> None:
         self._uuid_timer = None

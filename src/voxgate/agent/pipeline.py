@@ -1,0 +1,156 @@
+"""`PipelineAgent`: an `Agent` built from an `AgentConfig` — VAD → STT → LLM or flow → TTS.
+
+Providers are built once per agent (heavy models load once per process and are shared by
+calls); a VAD, a responder and a runner are built per call. A provider in a fallback list that
+cannot be built here (an extra not installed, a binary missing) is skipped with a warning as
+long as another one can stand in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from voxgate.agent.base import AgentError
+from voxgate.agent.config import AgentConfig, ProviderConfig, default_agent_config
+from voxgate.agent.flow import FlowResponder
+from voxgate.agent.llm_responder import LLMResponder
+from voxgate.agent.responder import Conversation, Responder
+from voxgate.agent.runner import ConversationRunner
+from voxgate.agent.tools import Tool, ToolContext, build_tools
+from voxgate.providers import registry
+from voxgate.providers.base import LLM, STT, TTS, VAD, ProviderError
+from voxgate.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS
+from voxgate.transports.base import CallAudio
+
+log = logging.getLogger("voxgate.agent")
+
+
+def _options(kind: str, index: int, p: ProviderConfig, voice: str | None) -> dict[str, Any]:
+    options = dict(p.options)
+    if kind == "tts" and index == 0 and voice:
+        options.setdefault("model_path" if p.name == "piper" else "voice", voice)
+    return options
+
+
+def build_providers(kind: str, configs: Sequence[ProviderConfig], voice: str | None = None) -> list[Any]:
+    """Build each configured provider; skip (with a warning) those that cannot run here if
+    another can. Raises `AgentError` naming every cause when none can."""
+    built: list[Any] = []
+    causes: list[str] = []
+    for i, p in enumerate(configs):
+        try:
+            built.append(registry.create(kind, p.name, **_options(kind, i, p, voice)))
+        except (registry.ProviderNotFound, ProviderError, OSError, TypeError, ValueError) as exc:
+            causes.append(f"{kind}[{i}] {p.name}: {exc}")
+    if not built and configs:
+        raise AgentError(f"no {kind} provider can run here: " + "; ".join(causes))
+    for cause in causes:
+        log.warning("skipping %s; the next in the list stands in", cause)
+    return built
+
+
+class PipelineAgent:
+    """Answers calls with the cascaded pipeline. Pass providers to override the configured ones
+    (tests, benchmarks, or objects built in Python)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        stt: STT | None = None,
+        tts: TTS | None = None,
+        llm: LLM | None = None,
+        vad_factory: Callable[[], VAD] | None = None,
+        tools: Sequence[Tool] = (),
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        opts = config.connect
+        self.stt: STT = stt or FallbackSTT(build_providers("stt", config.stt), options=opts)
+        self.tts: TTS = tts or FallbackTTS(build_providers("tts", config.tts, config.voice), options=opts)
+        if llm is None and config.llm:
+            llm = FallbackLLM(build_providers("llm", config.llm), options=opts)
+        self.llm = llm
+        if vad_factory is None:
+            build_providers("vad", [config.vad])  # fail now, not on the first call
+            vad_config = config.vad
+
+            def vad_factory() -> VAD:
+                return registry.create("vad", vad_config.name, **vad_config.options)
+
+        self.vad_factory = vad_factory
+        self.tools = [*build_tools(config.tools), *tools]
+        self.runners: list[ConversationRunner] = []  # calls in progress
+        self.on_runner: Callable[[ConversationRunner], None] | None = None
+
+    def responder(self, call: CallAudio) -> Responder:
+        flow = None
+        if self.config.flow is not None:
+            flow = FlowResponder(self.config.flow, greeting=self.config.greeting)
+        if self.llm is None:
+            assert flow is not None  # AgentConfig guarantees llm or flow
+            return flow
+        return LLMResponder(
+            self.llm,
+            greeting=self.config.greeting,
+            tools=self.tools,
+            builtin_tools=self.config.builtin_tools,
+            context=ToolContext(call_id=call.call_id),
+            fallback=flow,
+        )
+
+    async def handle(self, call: CallAudio) -> None:
+        runner = ConversationRunner(
+            call,
+            responder=self.responder(call),
+            stt=self.stt,
+            tts=self.tts,
+            vad=self.vad_factory(),
+            turn=self.config.turn,
+            barge_in=self.config.barge_in,
+            options=self.config.call,
+            conversation=Conversation(self.config.prompt if self.llm is not None else None),
+            agent_name=self.name,
+        )
+        self.runners.append(runner)
+        if self.on_runner is not None:
+            self.on_runner(runner)
+        try:
+            await runner.run()
+        finally:
+            self.runners.remove(runner)
+
+    async def prepare(self) -> None:
+        """Load models now (at server start) rather than on the first call."""
+        for provider in _leaves(self.stt, self.tts):
+            warm = getattr(provider, "warm_up", None) or getattr(provider, "warm", None)
+            if warm is not None:
+                try:
+                    await warm()
+                except Exception as exc:  # a provider that cannot warm up fails on its first call
+                    log.warning("warming up %s failed: %s", type(provider).__name__, exc)
+
+
+def _leaves(*providers: object) -> list[object]:
+    """The real providers under fallback wrappers and adapters."""
+    out: list[object] = []
+    for p in providers:
+        pool = getattr(p, "pool", None)
+        inner = getattr(p, "stt", None)
+        if pool is not None:
+            out.extend(_leaves(*pool.providers))
+        elif inner is not None:
+            out.extend(_leaves(inner))
+        else:
+            out.append(p)
+    return out
+
+
+def default_agent(**overrides: Any) -> PipelineAgent:
+    """The offline default agent: Whisper tiny.en, Piper (espeak-ng fallback), Silero, the demo flow."""
+    config = default_agent_config()
+    if overrides:
+        config = config.model_copy(update=overrides)
+    return PipelineAgent(config)
