@@ -6,9 +6,9 @@ what to say and do. Per call the responder is a small state machine:
 - idle: a turn is matched against the intents (`IntentMatcher`, robust to STT errors) or, for a
   key press, the `dtmf` map. Two intents scoring about the same get a clarifying question.
 - filling a slot: the turn is read as that slot (keypad digits count for phone numbers and
-  digits, "#" ends the entry, "*" starts it again); an optional yes/no confirmation follows, and
-  a "no" (or a correction such as "no, it's 555 0199") asks again. A caller who asks for another
-  intent instead is switched to it; retries running out counts as a miss.
+  digits, "#" ends the entry, "*" starts it again); an optional yes/no confirmation follows: a
+  "no" asks again, a correction ("no, it's 555 0199") is confirmed instead. A caller who asks
+  for another intent instead is switched to it; retries running out counts as a miss.
 - misses in a row lead to `on_max_fallbacks` (e.g. a transfer). A silent turn gets `silence` and
   the open question again; the runner hangs up on a caller who stays silent.
 

@@ -551,7 +551,9 @@ class ConversationRunner:
                 await send(action.digits)
                 return
             rate = out.wire_format.sample_rate
-            out.write(AudioFrame(dtmf_tones(action.digits, rate), AudioFormat(Encoding.PCM16, rate)))
+            tones = AudioFrame(dtmf_tones(action.digits, rate), AudioFormat(Encoding.PCM16, rate))
+            out.write(tones)
+            reply.written_ms += tones.duration_ms  # the words after the tones start later
             return
         out.flush()
         await out.when_played_out()

@@ -141,6 +141,7 @@ class OutboundPacer:
 
     __slots__ = (
         "_converters",
+        "_advanced",
         "_idle",
         "_partial",
         "_queue",
@@ -174,11 +175,13 @@ class OutboundPacer:
         self.audio_frames_sent = 0
         self.paused = False
         self._idle = True  # the last tick sent filler, so new audio starts a talkspurt
+        self._advanced = False  # the frame of the next tick already went out early
         self._watches: list[tuple[int, asyncio.Future[float]]] = []
         self.send_now: Callable[[bytes], None] | None = None
         """Set by a transport that can write between ticks: a talkspurt's first frame then goes
-        out as soon as it is written instead of waiting up to a frame for the next tick. The
-        lead this gives is under one frame and only at a talkspurt start, never cumulative."""
+        out as soon as it is written instead of waiting up to a frame for the next tick. That
+        frame is the next tick's, sent early: the next tick sends nothing (`next_message()`
+        returns b""), so the stream keeps exactly one frame per period and never runs ahead."""
 
     def set_wire_format(self, wire_format: AudioFormat, wrap: Callable[[bytes], bytes]) -> float:
         """Switch the wire format (the peer's rate became known); returns queued ms dropped."""
@@ -226,6 +229,8 @@ class OutboundPacer:
         if send is None or self.paused:
             return
         self._idle = False
+        self._advanced = True
+        self.frames_sent += 1
         send(self._pop())
 
     def flush(self) -> None:
@@ -315,6 +320,9 @@ class OutboundPacer:
     def next_message(self) -> bytes:
         """The message for this tick: queued audio, a padded part-frame, or silence (also while
         paused)."""
+        if self._advanced:  # this tick's frame went out early, at the talkspurt start
+            self._advanced = False
+            return b""
         self.frames_sent += 1
         if not self.paused and (self._queue or self._partial):
             self._idle = False

@@ -31,7 +31,7 @@ KNOWN_EXTRAS: dict[str, str] = {
     "faster-whisper": "whisper",
     "moonshine": "moonshine",
     "piper": "piper",
-    "llama-cpp": "llama-cpp",
+    "llama-cpp": "llama",
 }
 
 

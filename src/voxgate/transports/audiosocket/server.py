@@ -298,6 +298,8 @@ class AudioSocketCall(asyncio.Protocol):
             )
             return
         message = self.output.next_message()
+        if not message:  # this period's frame already went out (a talkspurt's early start)
+            return
         if self._paused_since is None:
             transport.write(message)
         else:
