@@ -32,6 +32,7 @@ class TurnTiming:
     tts_first_audio_ms: float | None = None
     first_frame_out_ms: float | None = None
     source: Literal["speech", "dtmf", "silence", "greeting"] = "speech"
+    early_stt: bool = False  # the transcript was started before the endpoint and was ready early
 
     def mark(self, stage: str) -> None:
         """Set `stage` (an attribute name ending in _ms) to now, if not set yet."""

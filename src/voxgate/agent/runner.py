@@ -53,6 +53,12 @@ class RunnerOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    early_stt_ms: int | None = Field(
+        200,
+        ge=0,
+        description="Start transcribing after this much caller silence, before the turn is over; if "
+        "the caller stays silent until the endpoint, that transcript is used at once. None: off",
+    )
     silence_reprompt_ms: int | None = Field(
         8000, ge=1000, description="Caller silence after the agent finished talking before a re-prompt"
     )
@@ -86,6 +92,7 @@ class _CallerTurn:
 
     speech: SpeechEnded
     decided_at: float
+    early: asyncio.Task[str] | None = None  # transcription started before the endpoint
 
 
 @dataclass
@@ -170,7 +177,10 @@ class ConversationRunner:
         self._reprompts = 0
         self._call_ms = 0.0
         self._ending = False
+        self._caller_gone = False  # the inbound stream ended: nothing can be played any more
         self._busy = False  # the worker is handling an input
+        self._early_stt_ms = self.options.early_stt_ms
+        self._early: tuple[float, asyncio.Task[str]] | None = None  # (speech end it covers, task)
 
     # --- public ------------------------------------------------------------------------------
 
@@ -199,10 +209,15 @@ class ConversationRunner:
                     await self._reply.task
             self.record.ended_at = time.time()
             self.record.end_reason = self.record.end_reason or "caller hung up"
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # a cancel that came during the clean-up is not swallowed
 
     async def _drain_caller_input(self, worker: asyncio.Task[None]) -> None:
         """After hangup: transcribe and record what the caller still said, but reply to nothing."""
         self._ending = True
+        self._caller_gone = True
+        self._out.clear()  # no one hears it now; and no wait for it to play out (`_settle_reply`)
         if not worker.done():
             self._inputs.put_nowait(EndCall("caller hung up"))
             with contextlib.suppress(asyncio.CancelledError, Exception, TimeoutError):
@@ -224,7 +239,9 @@ class ConversationRunner:
             if isinstance(ev, SpeechStarted):
                 self._quiet_ms = 0.0
             else:
-                self._inputs.put_nowait(_CallerTurn(ev, time.monotonic()))
+                self._inputs.put_nowait(_CallerTurn(ev, time.monotonic(), self._take_early(ev)))
+        if self._early_stt_ms is not None and self.turns.speaking:
+            self._maybe_transcribe_early()
         reply = self._reply
         if (
             self.turns.speaking
@@ -239,6 +256,27 @@ class ConversationRunner:
         elif self._paused_at is not None and self._interruption_timed_out():
             self._interrupt("caller kept talking")
         self._count_quiet(ms)
+
+    def _maybe_transcribe_early(self) -> None:
+        """Once the caller has been silent `early_stt_ms`, transcribe what they said so far."""
+        turns = self.turns
+        early = self._early
+        if early is not None and early[0] != turns.speech_end_ms:  # they talked on: start over
+            early[1].cancel()
+            self._early = early = None
+        if early is None and turns.silence_ms >= self._early_stt_ms:  # type: ignore[operator]
+            task = asyncio.create_task(self._recognize(turns.utterance_so_far()))
+            task.add_done_callback(_consume)
+            self._early = (turns.speech_end_ms, task)
+
+    def _take_early(self, ev: SpeechEnded) -> asyncio.Task[str] | None:
+        early, self._early = self._early, None
+        if early is None:
+            return None
+        if early[0] == ev.at_ms and ev.reason == "silence":
+            return early[1]
+        early[1].cancel()
+        return None
 
     def _count_quiet(self, ms: float) -> None:
         opts = self.options
@@ -344,6 +382,11 @@ class ConversationRunner:
                     turn, timing = await self._transcribe(item)
                     if turn is None:  # recognition failed: say so rather than stay silent
                         if not self._ending:
+                            reply = self._reply  # the caller said something: they took the turn
+                            if reply is not None and reply.interruptible and self.barge_in.enabled:
+                                if self._speaking():
+                                    self._interrupt("caller spoke (not understood)")
+                            await self._settle_reply()
                             self._start_reply(
                                 _fixed(self.options.error_message, self.conversation),
                                 timing,
@@ -372,9 +415,24 @@ class ConversationRunner:
         timing.decided_at = heard.decided_at
         text = ""
         failed = False
+        try:
+            if heard.early is not None:
+                text = await heard.early
+                timing.early_stt = True
+            else:
+                text = await self._recognize(ev.audio)
+        except (ProviderError, TimeoutError) as exc:
+            self.log.warning("speech recognition failed: %s", exc)
+            self.record.event("stt_failed", error=str(exc), speech_ms=round(ev.duration_ms))
+            failed = ev.duration_ms >= 300  # a real utterance, not a click
+        timing.mark("stt_ms")
+        return (None if failed else UserInput(text=text)), timing
+
+    async def _recognize(self, pcm: bytes) -> str:
+        """The final transcript of one utterance (pcm16 at the turn detector's rate)."""
+        text = ""
         stream = self.stt.stream()
         try:
-            pcm = ev.audio
             if self.turns.format != self.stt.input_format:
                 pcm = convert_all(pcm, self.turns.format, self.stt.input_format)
             stream.push_audio(AudioFrame(pcm, self.stt.input_format))
@@ -383,15 +441,10 @@ class ConversationRunner:
                 async for event in stream:
                     if event.kind == "final" and event.text.strip():
                         text = f"{text} {event.text.strip()}".strip()
-        except (ProviderError, TimeoutError) as exc:
-            self.log.warning("speech recognition failed: %s", exc)
-            self.record.event("stt_failed", error=str(exc), speech_ms=round(ev.duration_ms))
-            failed = ev.duration_ms >= 300  # a real utterance, not a click
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()
-        timing.mark("stt_ms")
-        return (None if failed else UserInput(text=text)), timing
+        return text
 
     async def _take_turn(self, turn: UserInput, timing: TurnTiming, *, speech: bool) -> None:
         if self._ending:  # recorded, not answered
@@ -461,6 +514,8 @@ class ConversationRunner:
     def _start_reply(
         self, items: AsyncIterator[ResponseItem], timing: TurnTiming, *, interruptible: bool
     ) -> None:
+        if self._caller_gone:  # a turn that was waiting when the caller hung up: no reply
+            return
         reply = _Reply(
             timing=timing,
             mark=self.conversation.mark(),
@@ -489,12 +544,14 @@ class ConversationRunner:
         self, reply: _Reply, items: AsyncIterator[ResponseItem], queue: asyncio.Queue[object]
     ) -> None:
         splitter = SentenceSplitter()
+        wrote = False  # text came: it is spoken (below), so no apology on a failure
         try:
             async with aclosing(items):
                 async for item in items:
                     if isinstance(item, str):
                         if not item:
                             continue
+                        wrote = wrote or bool(item.strip())
                         reply.timing.mark("llm_first_token_ms")
                         for sentence in splitter.push(item):
                             queue.put_nowait(sentence)
@@ -505,7 +562,7 @@ class ConversationRunner:
         except ProviderError as exc:
             self.log.warning("reply failed: %s", exc)
             self.record.event("reply_failed", error=str(exc))
-            if not reply.said and not splitter.flush():
+            if not wrote:
                 queue.put_nowait(self.options.error_message)
         for sentence in splitter.flush():
             queue.put_nowait(sentence)
@@ -608,3 +665,9 @@ async def _fixed(
             yield then
     finally:
         conversation.add_assistant(text)
+
+
+def _consume(task: asyncio.Task[str]) -> None:
+    """Retrieve an early transcription's outcome so an unused failure is not reported as lost."""
+    if not task.cancelled():
+        task.exception()

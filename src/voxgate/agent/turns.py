@@ -243,6 +243,20 @@ class TurnDetector:
         """While speaking, ms from the onset to now (what barge-in's min_speech_ms is compared with)."""
         return self._ms(self._clock - self._speech_start) if self.speaking else 0.0
 
+    @property
+    def silence_ms(self) -> float:
+        """While speaking, ms of audio since the caller's last speech window (0 otherwise)."""
+        return self._ms(self._clock - self._speech_end) if self.speaking else 0.0
+
+    @property
+    def speech_end_ms(self) -> float:
+        """While speaking, the audio time the caller's last speech window ended."""
+        return self._ms(self._speech_end)
+
+    def utterance_so_far(self) -> bytes:
+        """While speaking, the turn's audio up to now (what `SpeechEnded.audio` would hold)."""
+        return bytes(self._utterance) if self.speaking else b""
+
     def push(self, frame: AudioFrame) -> list[TurnEvent]:
         """Feed caller audio of any size; returns the events it completed, in order."""
         if len(frame.data) % frame.format.bytes_per_sample:

@@ -175,7 +175,11 @@ class ScriptedTTS(_Script):
 
 
 class ScriptedSTT(_Script):
-    """Answers each stream (one utterance) with the next transcript, `delay` s after `end_input()`."""
+    """Answers each stream (one utterance) with the next transcript, `delay` s after `end_input()`.
+
+    The runner may open a stream early (`RunnerOptions.early_stt_ms`): a caller who pauses that
+    long mid-utterance and then talks on uses up two transcripts.
+    """
 
     def __init__(
         self,
