@@ -91,6 +91,7 @@ class CallRecord:
         self.entries: list[TurnEntry] = []
         self.timings: list[TurnTiming] = []
         self.listeners: list[Callable[[CallRecord, TurnEntry], None]] = []
+        self.timing_listeners: list[Callable[[TurnTiming], None]] = []
         self._log = log
 
     def add(self, entry: TurnEntry) -> TurnEntry:
@@ -110,6 +111,8 @@ class CallRecord:
 
     def log_timing(self, timing: TurnTiming) -> None:
         self.timings.append(timing)
+        for listener in self.timing_listeners:
+            listener(timing)
         t = timing.as_dict()
         self._log.info(
             "turn %d timing (ms): endpointing %s, stt %s, llm first token %s, tts first audio %s, "

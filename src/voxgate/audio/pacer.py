@@ -140,8 +140,8 @@ class OutboundPacer:
     """
 
     __slots__ = (
-        "_converters",
         "_advanced",
+        "_converters",
         "_idle",
         "_partial",
         "_queue",

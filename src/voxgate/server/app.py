@@ -9,10 +9,13 @@ import logging
 import signal
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from voxgate.agent.base import Agent, load_agent
+from voxgate.agent.runner import ConversationRunner
 from voxgate.config import ServerConfig, parse_hostport
 from voxgate.server.http import build_http_app
+from voxgate.server.metrics import TurnMetrics
 from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
 
 log = logging.getLogger("voxgate.server")
@@ -47,7 +50,9 @@ class VoxgateServer:
         gc.freeze()
         host, port = parse_hostport(self.config.audiosocket.listen, field="audiosocket.listen")
         await self.audiosocket.start(host, port)
-        self._runner = web.AppRunner(build_http_app(self.audiosocket), access_log=None)
+        self._runner = web.AppRunner(
+            build_http_app(self.audiosocket, self._not_ready, self._add_turn_metrics), access_log=None
+        )
         await self._runner.setup()
         prepare = getattr(self.agent, "prepare", None)
         if prepare is not None:  # load models in the background: the listeners are up already
@@ -63,6 +68,21 @@ class VoxgateServer:
             ", ".join(f"{h}:{p}" for h, p in self.http_sockets),
             self.agent.name,
         )
+
+    def _not_ready(self) -> str | None:
+        if self._prepare is not None and not self._prepare.done():
+            return "loading models"
+        return None
+
+    def _add_turn_metrics(self, registry: CollectorRegistry) -> None:
+        if not hasattr(self.agent, "on_runner"):
+            return
+        turns = TurnMetrics(registry)
+
+        def attach(runner: ConversationRunner) -> None:
+            runner.record.timing_listeners.append(turns.observe)
+
+        self.agent.on_runner = attach
 
     async def stop(self) -> None:
         await self.audiosocket.stop()

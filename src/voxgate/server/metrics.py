@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from voxgate.agent.record import TurnTiming
 from voxgate.transports.audiosocket.server import AudioSocketServer
 
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600)
@@ -73,6 +74,44 @@ def build_registry(server: AudioSocketServer) -> tuple[CollectorRegistry, Histog
         registry=registry,
     )
     return registry, durations
+
+
+TURN_BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+TURN_STAGES = {
+    "stt": "stt_ms",
+    "first_text": "llm_first_token_ms",
+    "tts_first_audio": "tts_first_audio_ms",
+    "first_frame_out": "first_frame_out_ms",
+}
+
+
+class TurnMetrics:
+    """Per-reply latency histograms, observed once per turn (never on the frame path)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.stages = Histogram(
+            "voxgate_turn_stage_seconds",
+            "Time from the end-of-turn decision to each stage of the reply",
+            ["stage"],
+            buckets=TURN_BUCKETS,
+            registry=registry,
+        )
+        self.voice_to_voice = Histogram(
+            "voxgate_voice_to_voice_seconds",
+            "End of caller speech to the first reply audio frame sent (endpointing included)",
+            buckets=TURN_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, timing: TurnTiming) -> None:
+        if timing.source != "speech":
+            return
+        for stage, attr in TURN_STAGES.items():
+            value = getattr(timing, attr)
+            if value is not None:
+                self.stages.labels(stage).observe(value / 1000)
+        if (v2v := timing.voice_to_voice_ms) is not None:
+            self.voice_to_voice.observe(v2v / 1000)
 
 
 def drain_durations(server: AudioSocketServer, histogram: Histogram) -> None:

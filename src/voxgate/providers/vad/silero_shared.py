@@ -48,7 +48,9 @@ INSTALL_HINT = (
 try:
     import onnxruntime as _ort
 except ImportError as exc:  # registry.load turns this into a ProviderNotFound naming the fix
-    raise ImportError(f"the shared Silero VAD (SharedSileroVAD) needs ONNX Runtime: {INSTALL_HINT} ({exc})") from exc
+    raise ImportError(
+        f"the shared Silero VAD (SharedSileroVAD) needs ONNX Runtime: {INSTALL_HINT} ({exc})"
+    ) from exc
 
 SUPPORTED_RATES = {8000: 256, 16000: 512}
 """Sample rate → window size in samples (32 ms) that the Silero model accepts."""
@@ -88,8 +90,8 @@ def _build_session(path: str) -> Any:
     outputs = {o.name for o in session.get_outputs()}
     if set(_INPUTS) - inputs.keys() or set(_OUTPUTS) - outputs:
         raise ValueError(
-            f"{path} is not a streaming Silero VAD model: it takes {sorted(inputs)} and gives {sorted(outputs)}, "
-            f"expected inputs {list(_INPUTS)} and outputs {_OUTPUTS} (Silero VAD v5)"
+            f"{path} is not a streaming Silero VAD model: it takes {sorted(inputs)} and gives "
+            f"{sorted(outputs)}, expected inputs {list(_INPUTS)} and outputs {_OUTPUTS} (Silero VAD v5)"
         )
     state_shape = inputs["state"].shape
     if len(state_shape) != 3 or state_shape[0] != 2 or state_shape[2] != 128:
