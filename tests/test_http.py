@@ -15,7 +15,11 @@ from voxgate.server.app import VoxgateServer
 
 
 def make_server(**extra: object) -> VoxgateServer:
-    overrides: dict[str, object] = {"audiosocket.listen": "127.0.0.1:0", "http.listen": "127.0.0.1:0"}
+    overrides: dict[str, object] = {
+        "agent": "echo",
+        "audiosocket.listen": "127.0.0.1:0",
+        "http.listen": "127.0.0.1:0",
+    }
     overrides.update(extra)
     return VoxgateServer(load_config(overrides=overrides))
 
@@ -151,3 +155,39 @@ async def test_stop_hangs_up_live_calls() -> None:
     data = await client.read_to_eof(1.0)
     assert data.endswith(b"\x00\x00\x00")
     await client.close()
+
+
+async def test_ready_503_while_the_agent_loads_models() -> None:
+    """A load balancer must not send calls before the models are loaded."""
+    from voxgate.agent.config import AgentConfig, ProviderConfig
+
+    release = asyncio.Event()
+    server = make_server(
+        agent="slow",
+        agents={
+            "slow": AgentConfig(
+                stt=[ProviderConfig(name="scripted")],
+                llm=[ProviderConfig(name="scripted")],
+                tts=[ProviderConfig(name="scripted")],
+                vad=ProviderConfig(name="scripted"),
+            ).model_dump()
+        },
+    )
+
+    async def prepare() -> None:
+        await release.wait()
+
+    server.agent.prepare = prepare  # type: ignore[attr-defined]
+    await server.start()
+    host, port = server.http_sockets[0]
+    try:
+        async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+            async with http.get("/ready") as resp:
+                assert resp.status == 503
+                assert (await resp.json())["reason"] == "loading models"
+            release.set()
+            await asyncio.sleep(0.01)
+            async with http.get("/ready") as resp:
+                assert resp.status == 200
+    finally:
+        await server.stop()
