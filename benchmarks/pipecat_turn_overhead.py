@@ -45,6 +45,35 @@ VAD stop event on the event loop (`LLMUserAggregator._on_vad_speech_stopped`, wh
 broadcasts `UserStoppedSpeakingFrame`), per-stage medians, and the client's end-to-end figure
 (last speech frame sent -> first reply `media` received, minus the configured VAD stop_secs).
 
+What in pipecat moves the number, honestly (pipecat 1.14.0):
+
+* No deliberate wait sits on this path as configured. Pipecat's defaults would add some: the
+  default turn-stop strategy is the Smart Turn v3 model (inference after every VAD stop), and
+  `SpeechTimeoutUserTurnStopStrategy` waits `user_speech_timeout` (default 0.6 s) after the VAD
+  stop, and up to the STT's `ttfs_p99_latency` for a transcript that is not marked finalized.
+  Both are policy/provider time: 0 here, and the fake STT's transcript is finalized.
+* The output transport cuts TTS audio into `audio_out_10ms_chunks` pieces (pipecat default 4 =
+  40 ms media messages; 2 = 20 ms here, Twilio's size) and sends only whole pieces, so the first
+  message waits until that much audio is buffered. The fake TTS returns 400 ms at once, so it never
+  waits here; a TTS streaming smaller pieces would.
+* `FastAPIWebsocketOutputTransport` paces itself with `asyncio.sleep` *after* each write
+  (`chunk bytes / sample_rate / 2` = one chunk's duration for 16-bit mono, so real time). The
+  first message of a reply is not delayed: the pacing clock is in the past after the silence
+  between turns. Later messages follow at 20 ms steps (`client_reply_span_ms`).
+* VAD runs on a one-thread executor (`VADAnalyzer.analyze_audio`): the hop back to the loop is in
+  the figure (stage `vad_decision_to_vad_event`).
+* The analyzer's 20 ms windows line up with the 20 ms media messages, so the decision is taken
+  on the (stop_secs / 20 ms)-th silence message; the client figure minus stop_secs is the
+  overhead plus both loopback socket legs and the two event loops' wake-ups.
+* RTVI is on, as pipecat adds it by default (`--no-rtvi` drops it). Its observer turns the
+  turn's frames (user stopped, transcript, LLM tokens, TTS text, bot started...) into client
+  messages that cross the whole pipeline to the output transport, where the Twilio serializer
+  drops them (`ignore_rtvi_messages=True`). On this path that is most of pipecat's overhead.
+* Pipecat logs at DEBUG by default (several lines per turn on this path); this script sets loguru
+  to WARNING (`--log-level`).
+* Everything is one asyncio loop with one task per processor; every hop is a queue put plus a
+  task switch, so a busy machine shows up as many small delays spread over the stages.
+
     benchmarks/.venv-pipecat/bin/python benchmarks/pipecat_turn_overhead.py --turns 40 [--json out.json]
 """
 
@@ -75,17 +104,17 @@ SCRIPT = os.path.abspath(__file__)
 
 
 def mulaw_encode(pcm: np.ndarray) -> bytes:
-    """16-bit PCM samples -> G.711 mu-law bytes."""
-    x = pcm.astype(np.int32)
-    sign = np.where(x < 0, 0x80, 0x00)
-    mag = np.minimum(np.abs(x), 32635) + 0x84
-    exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
-    mantissa = (mag >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    """16-bit PCM samples -> G.711 mu-law bytes (same codes as the CCITT/audioop encoder)."""
+    x = pcm.astype(np.int32) >> 2  # 14-bit, arithmetic shift
+    mask = np.where(x < 0, 0x7F, 0xFF)
+    mag = np.minimum(np.abs(x), 8159) + 0x21
+    seg = np.floor(np.log2(mag)).astype(np.int32) - 5
+    code = np.where(seg >= 8, 0x7F, (seg << 4) | ((mag >> (seg + 1)) & 0x0F))
+    return ((code ^ mask) & 0xFF).astype(np.uint8).tobytes()
 
 
 def speech_frames(seconds: float, seed: int = 7) -> list[str]:
-    """Loud 'speech' (two tones + noise, ~-12 dBFS RMS) as base64 mu-law 20 ms payloads."""
+    """Loud 'speech' (two tones + noise, ~-13 dBFS RMS) as base64 mu-law 20 ms payloads."""
     rng = np.random.default_rng(seed)
     n = int(SAMPLE_RATE * seconds)
     t = np.arange(n) / SAMPLE_RATE
@@ -510,7 +539,10 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # websockets-sansio (uvicorn's `auto` choice with `websockets` installed): a send is a
+    # synchronous transport.write(), so "send_text returned" means handed to the socket.
+    server = uvicorn.Server(uvicorn.Config(app, ws="websockets-sansio", log_level="warning", lifespan="off"))
+    load_before = os.getloadavg()
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
 
     client_cmd = [
@@ -551,7 +583,8 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         "framework": "pipecat",
         "pipecat_version": getattr(pipecat, "__version__", "?"),
         "transport": "FastAPIWebsocketTransport + TwilioFrameSerializer under uvicorn "
-        f"{uvicorn.__version__}, loopback",
+        f"{uvicorn.__version__} (websockets-sansio), loopback",
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "turns_requested": args.turns,
         "vad_decisions": len(marks.turns),
         "turns_answered": sum(1 for t in marks.turns if t.t_out is not None),
@@ -570,8 +603,16 @@ async def run_benchmark(args: argparse.Namespace) -> dict:
         },
         "client_e2e_ms": stats(e2e),
         "client_e2e_minus_vad_stop_ms": stats([v - args.vad_stop_secs * 1000 for v in e2e]),
+        "client_reply_span_ms": stats(
+            [t["reply_audio_span_ms"] for t in client["turns"] if t["reply_audio_span_ms"] is not None]
+        ),
+        "client_reply_media_messages": stats([t["reply_media_messages"] for t in client["turns"]]),
         "client_turns_without_reply": sum(1 for t in client["turns"] if t["e2e_ms"] is None),
         "client_other_events": client["other_events"],
+        "server_turns_s": [
+            {k: (None if v is None else round(v, 6)) for k, v in vars(t).items()} for t in marks.turns
+        ],
+        "client_turns": client["turns"],
         "config": {
             "vad": "energy RMS threshold, 20 ms windows, in LLMUserAggregator via VADController",
             "vad_threshold_rms": args.vad_threshold,
