@@ -1,11 +1,16 @@
 """Media-plane capacity: N concurrent virtual callers against `voxgate serve --agent echo`.
 
+With `--config FILE` the server runs `voxgate serve --config FILE` instead (the agent the file
+names), e.g. benchmarks/capacity_agent.yaml: Silero VAD on every inbound frame with scripted
+STT/TTS and a flow, so the figures include turn detection, not just the media plane.
+
 The server runs as its own process (one event loop, so at most one core); this process runs
 every caller on one shared 20 ms clock. Per step it reports the server's CPU seconds per
 call-second, RSS per call, the inter-arrival jitter of the frames callers receive (|gap − 20 ms|,
 p50/p99) and lost or late frames, then says where it broke.
 
     .venv/bin/python benchmarks/media_plane.py --calls 100,250,400 --seconds 20 [--json out.json]
+    .venv/bin/python benchmarks/media_plane.py --calls 100,250 --config benchmarks/capacity_agent.yaml
 """
 
 from __future__ import annotations
@@ -60,14 +65,16 @@ def scrape(http_port: int) -> dict[str, float]:
     return out
 
 
-def start_server(as_port: int, http_port: int, max_calls: int, uvloop: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    as_port: int, http_port: int, max_calls: int, uvloop: bool, config: str | None = None
+) -> subprocess.Popen[bytes]:
+    agent = ["--config", str(Path(config).resolve())] if config else ["--agent", "echo"]
     cmd = [
         sys.executable,
         "-m",
         "voxgate",
         "serve",
-        "--agent",
-        "echo",
+        *agent,
         "--log-level",
         "warning",
         "--audiosocket",
@@ -88,8 +95,10 @@ def start_server(as_port: int, http_port: int, max_calls: int, uvloop: bool) -> 
             return proc
         except OSError:
             time.sleep(0.1)
+        if proc.poll() is not None:
+            break
     proc.kill()
-    raise RuntimeError("server did not come up")
+    raise RuntimeError(f"server did not come up (exit code {proc.poll()}); see {log.name}")
 
 
 async def run_callers(
@@ -164,17 +173,25 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0, help="measurement window per step")
     ap.add_argument("--ramp", type=float, default=3.0, help="seconds to connect all callers")
     ap.add_argument("--no-uvloop", action="store_true")
+    ap.add_argument(
+        "--config",
+        metavar="FILE",
+        help="server config for `voxgate serve --config FILE` (its agent answers) instead of --agent echo",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     steps = [int(x) for x in args.calls.split(",")]
     rows = []
     for n in steps:
         as_port, http_port = free_port(), free_port()
-        proc = start_server(as_port, http_port, max_calls=max(steps) + 10, uvloop=not args.no_uvloop)
+        proc = start_server(
+            as_port, http_port, max_calls=max(steps) + 10, uvloop=not args.no_uvloop, config=args.config
+        )
         try:
             idle_rss = proc_rss_bytes(proc.pid)
             run = uvloop_run if not args.no_uvloop else asyncio.run
             row = run(run_callers(as_port, http_port, n, args.seconds, args.ramp, proc.pid))
+            row["agent"] = args.config or "echo"
             row["server_rss_per_call_kb"] = (row["server_rss_mb"] * 2**20 - idle_rss) / n / 1024
             row["calls_per_core"] = 1 / max(row["server_cpu_s_per_call_s"], 1e-9)
             row["ok"] = (

