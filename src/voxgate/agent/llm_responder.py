@@ -97,6 +97,7 @@ class LLMResponder:
             said: list[str] = []
             calls: list[ToolCallEvent] = []
             markers = MarkerFilter()
+            complete = False  # a stream cut off (failure, barge-in) does not get its tool calls run
             try:
                 async with aclosing(self.llm.chat(list(conversation.messages), self.specs)) as events:
                     async for event in events:
@@ -109,6 +110,7 @@ class LLMResponder:
                 if text := markers.flush():
                     said.append(text)
                     yield text
+                complete = True
             except ProviderError as exc:
                 if said or calls or self.fallback is None or _round:
                     raise
@@ -119,22 +121,30 @@ class LLMResponder:
                         yield item
                 return
             finally:
+                if not complete:
+                    calls = []
                 if said or calls:
                     conversation.add(ChatMessage.assistant("".join(said), calls))
-            for marker in markers.found:
-                yield EndCall(MARKERS[marker])
-                return
-            if not calls:
-                return
-            ended = False
-            for call in calls:
-                result, action = await self._run_tool(call)
-                conversation.add(ChatMessage.tool_result(call.id, result))
-                if action is not None:
-                    yield action
-                    ended = ended or isinstance(action, EndCall | Transfer)
-            if ended:
-                return
+            answered = 0
+            try:
+                for marker in markers.found:
+                    yield EndCall(MARKERS[marker])
+                    return
+                if not calls:
+                    return
+                ended = False
+                for call in calls:
+                    result, action = await self._run_tool(call)
+                    conversation.add(ChatMessage.tool_result(call.id, result))
+                    answered += 1
+                    if action is not None:
+                        yield action
+                        ended = ended or isinstance(action, EndCall | Transfer)
+                if ended:
+                    return
+            finally:  # APIs reject a tool call without a result: the next turn would fail
+                for call in calls[answered:]:
+                    conversation.add(ChatMessage.tool_result(call.id, "error: cut off before it finished"))
         self._log.warning("stopped after %d tool rounds", self.max_tool_rounds)
 
     async def _run_tool(self, call: ToolCallEvent) -> tuple[str, EndCall | Transfer | object | None]:

@@ -200,8 +200,11 @@ class ConversationRunner:
                     break
             for ev in self.turns.flush():
                 if isinstance(ev, SpeechEnded):  # what the caller said as they hung up is kept
-                    self._inputs.put_nowait(_CallerTurn(ev, time.monotonic()))
+                    self._inputs.put_nowait(_CallerTurn(ev, time.monotonic(), self._take_early(ev)))
         finally:
+            if self._early is not None:
+                self._early[1].cancel()
+                self._early = None
             await self._drain_caller_input(worker)
             if self._reply is not None and self._reply.task is not None:
                 self._reply.task.cancel()
@@ -273,7 +276,7 @@ class ConversationRunner:
         early, self._early = self._early, None
         if early is None:
             return None
-        if early[0] == ev.at_ms and ev.reason == "silence":
+        if early[0] == ev.at_ms and ev.reason in ("silence", "flush"):  # silent since: the same words
             return early[1]
         early[1].cancel()
         return None
@@ -421,7 +424,9 @@ class ConversationRunner:
                 timing.early_stt = True
             else:
                 text = await self._recognize(ev.audio)
-        except (ProviderError, TimeoutError) as exc:
+        except Exception as exc:  # any STT failure: apologise rather than let the call go dead
+            if not isinstance(exc, ProviderError | TimeoutError):
+                self.log.exception("speech recognition raised")
             self.log.warning("speech recognition failed: %s", exc)
             self.record.event("stt_failed", error=str(exc), speech_ms=round(ev.duration_ms))
             failed = ev.duration_ms >= 300  # a real utterance, not a click
@@ -559,8 +564,8 @@ class ConversationRunner:
                         for sentence in splitter.flush():
                             queue.put_nowait(sentence)
                         queue.put_nowait(item)
-        except ProviderError as exc:
-            self.log.warning("reply failed: %s", exc)
+        except Exception as exc:  # a provider failure, or a bug in the responder: never silence
+            self.log.warning("reply failed: %s", exc, exc_info=not isinstance(exc, ProviderError))
             self.record.event("reply_failed", error=str(exc))
             if not wrote:
                 queue.put_nowait(self.options.error_message)
