@@ -19,6 +19,7 @@ from voxgate.cli import main
 from voxgate.config import ConfigError, ServerConfig, load_config
 from voxgate.providers.base import ChatMessage
 from voxgate.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS
+from voxgate.providers.tts.cache import CachedTTS
 from voxgate.testing import ScriptedTTS
 from voxgate.testing.harness import SimulatedCall, tone
 
@@ -87,8 +88,8 @@ def test_the_voice_shortcut_goes_to_the_first_tts_only() -> None:
         voice="amy",
     )
     built = PipelineAgent(cfg)
-    assert isinstance(built.tts, FallbackTTS)
-    first, second = built.tts.pool.providers
+    assert isinstance(built.tts, CachedTTS) and isinstance(built.tts.tts, FallbackTTS)
+    first, second = built.tts.tts.pool.providers
     assert (first.voice, second.voice) == ("amy", None)
     # For piper the voice is its model; an explicit option wins over the shortcut.
     assert _options("tts", 0, ProviderConfig(name="piper"), "en_US-amy") == {"model_path": "en_US-amy"}
@@ -352,7 +353,7 @@ async def test_a_pipeline_agent_from_config_answers_a_call_with_its_flow() -> No
         ("caller", "what are your opening hours"),
         ("agent", "We're open nine to five."),
     ]
-    [tts] = built.tts.pool.providers
+    [tts] = built.tts.tts.pool.providers
     assert call.agent_audio_ms == sum(tts.duration_ms(t) for t in tts.texts)
     assert runner.conversation.messages[0].role != "system"  # no prompt without an LLM
 

@@ -108,6 +108,12 @@ class AgentConfig(BaseModel):
         default_factory=lambda: ["end_call", "transfer_call", "send_dtmf"],
         description="Call-control tools offered to the LLM",
     )
+    tts_cache: int = Field(
+        512,
+        ge=0,
+        description="Sentences whose audio is kept and replayed instantly (greeting, the flow's fixed "
+        "replies, anything said before); 0: off",
+    )
     flow: FlowConfig | None = Field(
         None, description="Flow/FAQ agent: answers without an LLM, and when the LLM fails"
     )

@@ -9,7 +9,7 @@ long as another one can stand in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from voxgate.agent.base import AgentError
@@ -18,10 +18,12 @@ from voxgate.agent.flow import FlowResponder
 from voxgate.agent.llm_responder import LLMResponder
 from voxgate.agent.responder import Conversation, Responder
 from voxgate.agent.runner import ConversationRunner
+from voxgate.agent.sentences import SentenceSplitter, for_speech
 from voxgate.agent.tools import Tool, ToolContext, build_tools
 from voxgate.providers import registry
 from voxgate.providers.base import LLM, STT, TTS, VAD, ProviderError
 from voxgate.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS
+from voxgate.providers.tts.cache import CachedTTS
 from voxgate.transports.base import CallAudio
 
 log = logging.getLogger("voxgate.agent")
@@ -69,7 +71,8 @@ class PipelineAgent:
         self.name = config.name
         opts = config.connect
         self.stt: STT = stt or FallbackSTT(build_providers("stt", config.stt), options=opts)
-        self.tts: TTS = tts or FallbackTTS(build_providers("tts", config.tts, config.voice), options=opts)
+        tts = tts or FallbackTTS(build_providers("tts", config.tts, config.voice), options=opts)
+        self.tts: TTS = CachedTTS(tts, max_entries=config.tts_cache) if config.tts_cache else tts
         if llm is None and config.llm:
             llm = FallbackLLM(build_providers("llm", config.llm), options=opts)
         self.llm = llm
@@ -123,7 +126,8 @@ class PipelineAgent:
             self.runners.remove(runner)
 
     async def prepare(self) -> None:
-        """Load models now (at server start) rather than on the first call."""
+        """Load models now (at server start) rather than on the first call, and synthesise the
+        sentences the agent is sure to say."""
         for provider in _leaves(self.stt, self.tts):
             warm = getattr(provider, "warm_up", None) or getattr(provider, "warm", None)
             if warm is not None:
@@ -131,6 +135,44 @@ class PipelineAgent:
                     await warm()
                 except Exception as exc:  # a provider that cannot warm up fails on its first call
                     log.warning("warming up %s failed: %s", type(provider).__name__, exc)
+        if isinstance(self.tts, CachedTTS):
+            texts = fixed_sentences(self.config)
+            added = await self.tts.prefill(texts)
+            log.info("pre-synthesised %d of %d fixed sentences", added, len(texts))
+
+
+_SPOKEN_KEYS = frozenset(
+    "say ask confirm fallback fallback_final anything_else silence slot_retry slot_rejected".split()
+)
+
+
+def _spoken(node: object, key: str = "") -> Iterator[str]:
+    if isinstance(node, str):
+        if key in _SPOKEN_KEYS and "{" not in node:
+            yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _spoken(v, str(k))
+    elif isinstance(node, list):
+        for v in node:
+            yield from _spoken(v, key)
+
+
+def fixed_sentences(config: AgentConfig) -> list[str]:
+    """The sentences, as the runner will hand them to TTS, of everything the agent says verbatim:
+    the greeting, the flow's replies and questions without slot values, the call's fixed lines."""
+    texts = [config.greeting or ""]
+    if config.flow is not None:
+        texts += _spoken(config.flow.model_dump())
+    call = config.call
+    texts += [call.error_message, call.silence_goodbye, call.max_call_goodbye]
+    out: list[str] = []
+    for text in texts:
+        splitter = SentenceSplitter()
+        for sentence in [*splitter.push(text), *splitter.flush()]:
+            if spoken := for_speech(sentence):
+                out.append(spoken)
+    return list(dict.fromkeys(out))
 
 
 def _leaves(*providers: object) -> list[object]:
@@ -138,7 +180,7 @@ def _leaves(*providers: object) -> list[object]:
     out: list[object] = []
     for p in providers:
         pool = getattr(p, "pool", None)
-        inner = getattr(p, "stt", None)
+        inner = getattr(p, "stt", None) or getattr(p, "tts", None)
         if pool is not None:
             out.extend(_leaves(*pool.providers))
         elif inner is not None:
