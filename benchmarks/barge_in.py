@@ -22,7 +22,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -91,41 +90,20 @@ def caller_audio(n: int) -> tuple[bytes, list[float]]:
     return bytes(audio), onsets[1:]
 
 
-class TimedCaller(VirtualCaller):
-    """A virtual caller that also notes when it sent each audio position and, per frame it
-    received, when it arrived and whether it was agent audio (the tone) or filler."""
-
-    def __init__(self, script: CallerScript, clock: MediaClock) -> None:
-        super().__init__(script, clock)
-        self.sent_at: dict[int, float] = {}  # sample position → time.monotonic() of sending
-        self.heard: list[tuple[float, bool]] = []
-
-    def on_tick(self, now: float) -> None:
-        pos = self._pos
-        super().on_tick(now)
-        if self._pos != pos:
-            self.sent_at[pos // 2] = time.monotonic()
-
-    def _on_audio(self, kind: int, rate: int, payload: bytes, now: float) -> None:
-        super()._on_audio(kind, rate, payload, now)
-        x = np.frombuffer(payload, dtype="<i2").astype(np.float64)
-        self.heard.append((now, bool(x.size) and float(np.sqrt(np.mean(x * x))) >= 500))
-
-
-def stop_latencies(caller: TimedCaller, onsets: list[float]) -> tuple[list[float], int]:
+def stop_latencies(caller: VirtualCaller, onsets: list[float]) -> tuple[list[float], int]:
     """For each onset while the agent was talking: ms from sending the frame with the onset
     (plus the onset's offset inside it) to the arrival of the first filler frame after it."""
-    frame = RATE // 50
     out: list[float] = []
     not_talking = 0
+    arrivals = caller.result.arrivals  # every frame received, agent audio or filler
+    talking = {at for at, peak in caller.agent_audio if peak >= 500}
     for t in onsets:
-        k = int(t * RATE) // frame * frame
-        sent = caller.sent_at[k] + (t * RATE - k) / RATE
-        before = [talk for at, talk in caller.heard if at <= sent]
-        if not before or not before[-1]:
+        sent = caller.spoken_at(int(t * RATE))
+        before = [at for at in arrivals if at <= sent]
+        if not before or before[-1] not in talking:
             not_talking += 1  # the agent was not talking when the caller started
             continue
-        stop = next((at for at, talk in caller.heard if at > sent and not talk), None)
+        stop = next((at for at in arrivals if at > sent and at not in talking), None)
         if stop is not None:
             out.append((stop - sent) * 1000)
     return out, not_talking
@@ -152,7 +130,7 @@ async def run(n: int) -> dict[str, object]:
     server = AudioSocketServer(AudioSocketConfig(listen="127.0.0.1:0"), agent.handle)
     await server.start("127.0.0.1", 0)
     host, port = server.sockets[0]
-    caller = TimedCaller(CallerScript(audio=audio, tail=1.0, record=False), MediaClock())
+    caller = VirtualCaller(CallerScript(audio=audio, tail=1.0, record=False, track=True), MediaClock())
     await asyncio.get_running_loop().create_connection(lambda: caller, host, port)
     await caller.done
     await server.stop()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import json
 import multiprocessing
 import os
@@ -74,47 +73,6 @@ QUESTIONS = [  # what callers ask, and the default agent's intent for it
 # --- the caller (child process) ----------------------------------------------------------------
 
 
-class TimedCaller(VirtualCaller):
-    """A `VirtualCaller` told what to say while the call runs, noting the times of its frames.
-
-    Times are `time.monotonic()` (one clock for both processes). Sample k of a frame written at
-    T was spoken at T - (samples after k) / rate: a phone sends a frame once it is captured.
-    """
-
-    def __init__(self, clock: MediaClock, call_uuid: str) -> None:
-        super().__init__(CallerScript(hangup_after=120.0, call_uuid=call_uuid, record=False), clock)
-        self.sent: list[tuple[int, float]] = []  # (first sample, when written) per audio frame
-        self.agent: list[tuple[float, int]] = []  # (arrival, peak) of each frame of agent audio
-
-    def on_tick(self, now: float) -> None:
-        pos = self._pos
-        super().on_tick(now)
-        if self._pos != pos:
-            self.sent.append((pos // 2, time.monotonic()))
-
-    def _on_audio(self, kind: int, rate: int, payload: bytes, now: float) -> None:
-        if payload.strip(b"\0"):
-            peak = int(np.abs(np.frombuffer(payload, "<i2").astype(np.int32)).max())
-            self.agent.append((now, peak))
-        super()._on_audio(kind, rate, payload, now)
-
-    def say(self, pcm: bytes) -> tuple[int, int]:
-        """Queue speech; (first sample, samples) of it in the caller's audio."""
-        pcm += bytes(-len(pcm) % (2 * FRAME))
-        start = len(self.script.audio) // 2
-        self.script.audio += pcm
-        return start, len(pcm) // 2
-
-    def spoken_at(self, sample: int) -> float:
-        i = bisect.bisect_right(self.sent, (sample, float("inf"))) - 1
-        first, written = self.sent[i]
-        assert first <= sample < first + FRAME, f"sample {sample} was never sent"
-        return written - (first + FRAME - sample) / RATE
-
-    def first_after(self, t: float, level: int = 1) -> float | None:
-        return next((at for at, peak in self.agent if at >= t and peak >= level), None)
-
-
 async def _wait(predicate: Any, within: float) -> bool:
     deadline = time.monotonic() + within
     while not predicate():
@@ -126,25 +84,27 @@ async def _wait(predicate: Any, within: float) -> bool:
 
 async def _call(port: int, call_uuid: str, pcm: bytes, greeting: bool, listen_s: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    _, caller = await loop.create_connection(lambda: TimedCaller(MediaClock(), call_uuid), HOST, port)
+    script = CallerScript(hangup_after=120.0, call_uuid=call_uuid, record=False, track=True)
+    _, caller = await loop.create_connection(lambda: VirtualCaller(script, MediaClock()), HOST, port)
     out: dict[str, Any] = {"uuid": call_uuid}
     try:
         if greeting:  # the greeting plays to the end first
-            frames = caller.agent
+            frames = caller.agent_audio
             await _wait(lambda: bool(frames) and time.monotonic() - frames[-1][0] >= QUIET_S, 30)
         else:
             await asyncio.sleep(0.4)
-        start, n = caller.say(pcm)
+        start = caller.append_audio(pcm)
+        n = len(pcm) // 2
         loud = np.flatnonzero(np.abs(np.frombuffer(pcm, "<i2").astype(np.int32)) >= SPEECH_LEVEL)
         end_sample = start + int(loud[-1]) + 1
         await _wait(lambda: caller._pos // 2 >= start + n, 30)
         end = caller.spoken_at(end_sample - 1) + 1 / RATE
         out["speech_end"] = end
         out["onset"] = caller.spoken_at(start + int(loud[0]))
-        await _wait(lambda: caller.first_after(end) is not None or caller.done.done(), 15)
+        await _wait(lambda: caller.agent_audio_after(end) is not None or caller.done.done(), 15)
         await asyncio.sleep(listen_s)
-        out["first_frame"] = caller.first_after(end)
-        out["first_audible"] = caller.first_after(end, SPEECH_LEVEL)
+        out["first_frame"] = caller.agent_audio_after(end)
+        out["first_audible"] = caller.agent_audio_after(end, SPEECH_LEVEL)
     finally:
         caller.hangup()
     result = await caller.done

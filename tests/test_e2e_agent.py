@@ -96,31 +96,21 @@ class LiveCaller(VirtualCaller):
     """
 
     def __init__(self, clock: MediaClock, call_uuid: str) -> None:
-        super().__init__(CallerScript(hangup_after=120.0, call_uuid=call_uuid), clock)
-        self.sent: list[tuple[int, float]] = []  # (first sample, when written) per audio frame
-        self.agent_frames: list[float] = []  # arrival of each frame that carried agent audio
+        super().__init__(CallerScript(hangup_after=120.0, call_uuid=call_uuid, track=True), clock)
 
-    # VirtualCaller hooks
-    def on_tick(self, now: float) -> None:
-        pos = self._pos
-        super().on_tick(now)
-        if self._pos != pos:
-            self.sent.append((pos // 2, time.monotonic()))
-
-    def _on_audio(self, kind: int, rate: int, payload: bytes, now: float) -> None:
-        if payload.strip(b"\0"):
-            self.agent_frames.append(now)
-        super()._on_audio(kind, rate, payload, now)
+    @property
+    def agent_frames(self) -> list[float]:
+        """Arrival of each frame that carried agent audio."""
+        return [at for at, _ in self.agent_audio]
 
     # acting
     def say(self, pcm: bytes) -> Utterance:
         """Queue speech (pcm16 at 8 kHz) to play after anything still playing."""
-        pcm += bytes(-len(pcm) % (2 * FRAME))
         loud = np.flatnonzero(np.abs(np.frombuffer(pcm, "<i2").astype(np.int32)) >= SPEECH_LEVEL)
         assert loud.size, "no speech in this audio"
-        start = len(self.script.audio) // 2
-        self.script.audio += pcm
-        return Utterance(start, len(pcm) // 2, loud[0] / RATE, (loud[-1] + 1) / RATE)
+        start = self.append_audio(pcm)
+        samples = len(pcm) // 2 + (-(len(pcm) // 2) % FRAME)
+        return Utterance(start, samples, loud[0] / RATE, (loud[-1] + 1) / RATE)
 
     def press(self, digits: str) -> None:
         at = asyncio.get_running_loop().time() - self._t0
@@ -133,18 +123,11 @@ class LiveCaller(VirtualCaller):
         await until(lambda: not self._digits, 15, "the key presses to go out")
         await asyncio.sleep(DIGIT_GAP_S)
 
-    def spoken_at(self, u: Utterance, at: float) -> float:
+    def spoken_in(self, u: Utterance, at: float) -> float:
         """When the sample `at` s into utterance `u` was spoken (the utterance must have gone out)."""
-        sample = u.start + int(at * RATE)
-        i = bisect.bisect_right(self.sent, (sample, float("inf"))) - 1
-        first, written = self.sent[i]
-        assert first <= sample < first + FRAME, f"sample {sample} was never sent"
-        return written - (first + FRAME - sample) / RATE
+        return self.spoken_at(u.start + int(at * RATE))
 
     # listening
-    def agent_audio_after(self, t: float) -> float | None:
-        i = bisect.bisect_left(self.agent_frames, t)
-        return self.agent_frames[i] if i < len(self.agent_frames) else None
 
     async def agent_talks(self, after: float, within: float = 10.0) -> float:
         """Arrival of the first agent audio frame after `after`."""
@@ -155,13 +138,13 @@ class LiveCaller(VirtualCaller):
 
     async def agent_done(self, since: float, within: float = 20.0) -> float:
         """Wait until the agent talked after `since` and then went quiet; end of its last frame."""
-        frames = self.agent_frames
+        audio = self.agent_audio  # grows as frames arrive
         await until(
-            lambda: bool(frames) and frames[-1] > since and time.monotonic() - frames[-1] >= QUIET_S,
+            lambda: bool(audio) and audio[-1][0] > since and time.monotonic() - audio[-1][0] >= QUIET_S,
             within,
             "the agent to finish talking",
         )
-        return frames[-1] + 0.02
+        return audio[-1][0] + 0.02
 
     def agent_stopped(self, t: float, gap: float = 0.3) -> float:
         """End of the agent's last frame before its first pause of `gap` s at or after `t`."""
@@ -262,7 +245,7 @@ async def test_a_question_after_the_greeting_gets_the_spoken_answer(stack: Stack
         await call.agent_done(since=0.0)  # the greeting, played to the end
         asked = call.say(audio)
         await call.finished(asked)
-        speech_end = call.spoken_at(asked, asked.end)
+        speech_end = call.spoken_in(asked, asked.end)
         answer_at = await call.agent_talks(after=speech_end)
         await asyncio.sleep(3.6)  # the hours sentence plays out
     record = runner.record
@@ -299,8 +282,8 @@ async def test_a_caller_talking_over_the_greeting_stops_it(stack: Stack) -> None
         await asyncio.sleep(1.5)  # the greeting (~6.5 s) is well under way
         question = call.say(audio)
         await call.finished(question)
-        onset = call.spoken_at(question, question.onset)
-        speech_end = call.spoken_at(question, question.end)
+        onset = call.spoken_in(question, question.onset)
+        speech_end = call.spoken_in(question, question.end)
         await call.agent_talks(after=speech_end)  # the answer to the question
         await asyncio.sleep(1.0)
     record = runner.record
@@ -343,7 +326,7 @@ async def test_callback_by_voice_with_the_number_keyed_in(stack: Stack) -> None:
         await asyncio.sleep(0.7)
         asked = call.say(ask)  # over the greeting: callers who know what they want cut in
         await call.finished(asked)
-        await call.agent_talks(after=call.spoken_at(asked, asked.end))
+        await call.agent_talks(after=call.spoken_in(asked, asked.end))
         await asyncio.sleep(2.0)  # "What number should we call you on?" ...
         call.press(keys)  # ... and keyed in while the agent goes on: a key press stops it at once
         await call.keyed()
@@ -351,7 +334,7 @@ async def test_callback_by_voice_with_the_number_keyed_in(stack: Stack) -> None:
         await call.agent_done(since=readback_at)  # "I have 2 0 2, ... Is that right?"
         confirmed = call.say(yes)
         await call.finished(confirmed)
-        await call.agent_talks(after=call.spoken_at(confirmed, confirmed.end))  # the next question
+        await call.agent_talks(after=call.spoken_in(confirmed, confirmed.end))  # the next question
         await asyncio.sleep(0.5)
     record = runner.record
     log = dump(record)

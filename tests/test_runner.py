@@ -335,10 +335,12 @@ async def test_barge_in_stops_the_agent_cuts_the_context_and_closes_the_streams(
 
     stopped, paused = await barge_in(call, 800)
     assert stopped is not None and paused is not None
-    # Paused once 150 ms of speech were heard (whole 32 ms VAD windows, the onset window may
-    # start before the speech frame) and silent from that very frame on.
+    # Paused once barge_in.min_speech_ms of speech were heard (whole 32 ms VAD windows; the
+    # onset window may start up to a window before the speech frame, and `stopped` is the start
+    # of the step that stopped) and silent from that very frame on.
     assert stopped == paused
-    assert 150 - WINDOW <= stopped <= 250, stopped
+    min_speech = BargeInOptions().min_speech_ms
+    assert min_speech - WINDOW - FRAME <= stopped <= 250, stopped
     assert events(runner, "paused") and not events(runner, "interrupted")  # not committed yet
     heard_ms = audio_frames_since(call, reply_start) * FRAME
     assert heard_ms == events(runner, "paused")[0].meta["played_ms"]  # no audio before this reply

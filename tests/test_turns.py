@@ -237,7 +237,7 @@ def test_not_backchannels(text: str) -> None:
 def test_barge_in_options() -> None:
     opts = BargeInOptions()
     assert opts.enabled and opts.allow_interrupt_greeting
-    assert opts.min_speech_ms == 150 and opts.false_interruption_timeout_ms == 2000
+    assert opts.min_speech_ms == 120 and opts.false_interruption_timeout_ms == 2000
     custom = BargeInOptions(backchannel_words=("d'accord", "oui"))
     assert custom.is_backchannel("D'accord.") and custom.is_backchannel("oui oui")
     assert not custom.is_backchannel("okay")

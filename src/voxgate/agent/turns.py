@@ -122,10 +122,11 @@ class BargeInOptions(BaseModel):
 
     enabled: bool = Field(True, description="False: the agent is never interrupted by speech")
     min_speech_ms: int = Field(
-        150,
+        120,
         ge=0,
-        description="Caller speech (from its onset) before it interrupts the agent; shorter bursts "
-        "(coughs, clicks) do not. Keep it low: the agent stops talking only after this",
+        description="Caller speech (from its onset) before it pauses the agent; shorter bursts "
+        "(coughs, clicks) do not. Keep it low: the agent stops talking only after this, and a "
+        "pause that turns out to be no words resumes where it stopped",
     )
     backchannel_words: tuple[str, ...] = Field(
         DEFAULT_BACKCHANNELS,

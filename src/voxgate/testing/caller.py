@@ -10,11 +10,15 @@ time-aligned: each frame lands where it arrived on the call's timeline.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import cast
+
+import numpy as np
 
 from voxgate.audio.convert import AudioConverter
 from voxgate.audio.format import AudioFormat, Encoding
@@ -45,6 +49,7 @@ class CallerScript:
     tail: float = 2.0
     call_uuid: str | None = None
     record: bool = True
+    track: bool = False  # keep per-frame send and arrival times (`spoken_at`, `agent_audio_after`)
 
     def __post_init__(self) -> None:
         if self.rate not in RATE_AUDIO_KINDS:
@@ -102,6 +107,8 @@ class VirtualCaller(asyncio.Protocol):
         self._held: dict[int, int] = {}  # samples (at our rate) a converter has not yet released
         self._cursor = 0  # playout position in samples
         self._tolerance = script.rate * _JUMP_TOLERANCE_MS // 1000  # in samples
+        self.sent: list[tuple[int, float]] = []  # track: (first sample, time.monotonic() written)
+        self.agent_audio: list[tuple[float, int]] = []  # track: (arrival, peak) of frames not all zero
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
@@ -151,6 +158,9 @@ class VirtualCaller(asyncio.Protocol):
         res.frames_received += 1
         res.kinds_received.add(kind)
         res.arrivals.append(now)
+        if self.script.track and payload.strip(b"\0"):
+            peak = int(np.abs(np.frombuffer(payload, "<i2").astype(np.int32)).max())
+            self.agent_audio.append((now, peak))
         if not self.script.record:
             return
         samples = len(payload) // 2 * self.script.rate // rate  # this frame's duration at our rate
@@ -199,11 +209,38 @@ class VirtualCaller(asyncio.Protocol):
         n = self._frame_bytes
         if self._pos < len(audio):
             chunk = audio[self._pos : self._pos + n]
+            if self.script.track:
+                self.sent.append((self._pos // 2, time.monotonic()))
             self._pos += n
             transport.write(audio_header(self._kind, len(chunk)) + chunk)
         else:
             transport.write(self._silence)
         self.result.frames_sent += 1
+
+    # --- timing (with `CallerScript.track`) ---------------------------------------------------
+
+    def append_audio(self, pcm: bytes) -> int:
+        """Queue more speech (pcm16 at the call rate, padded to whole frames) after what is
+        queued; returns the sample it starts at in the caller's audio."""
+        pcm += bytes(-len(pcm) % self._frame_bytes)
+        start = len(self.script.audio) // 2
+        self.script.audio += pcm
+        return start
+
+    def spoken_at(self, sample: int) -> float:
+        """`time.monotonic()` at which `sample` of the caller's audio was spoken: the frame holding
+        it was written at T, and a phone sends a frame once it is captured, so the sample was
+        spoken at T minus the samples after it in the frame."""
+        i = bisect.bisect_right(self.sent, (sample, math.inf)) - 1
+        per_frame = self._frame_bytes // 2
+        if i < 0 or not self.sent[i][0] <= sample < self.sent[i][0] + per_frame:
+            raise ValueError(f"sample {sample} has not been sent (track=True is needed)")
+        first, written = self.sent[i]
+        return written - (first + per_frame - sample) / self.script.rate
+
+    def agent_audio_after(self, t: float, level: int = 1) -> float | None:
+        """Arrival time of the first frame of agent audio (peak ≥ `level`) at or after `t`."""
+        return next((at for at, peak in self.agent_audio if at >= t and peak >= level), None)
 
     def _finish(self, ended_by: str, error: str | None = None) -> None:
         if self.done.done():
