@@ -101,18 +101,32 @@ def start_server(
     raise RuntimeError(f"server did not come up (exit code {proc.poll()}); see {log.name}")
 
 
+def caller_audio(rng: np.random.Generator, talk: str) -> bytes:
+    """What each caller sends. `noise`: loud noise all the time (-21 dBFS: every VAD window runs
+    the model, the worst case). `call`: like a caller on a phone call, 1.5 s of loud noise
+    (talking) then 3 s at -65 dBFS (an idle line while listening to the agent)."""
+    if talk == "noise":
+        return (rng.standard_normal(8000 * 2) * 3000).astype("<i2").tobytes()
+    talking = rng.standard_normal(12000) * 3000
+    listening = rng.standard_normal(24000) * (32768 * 10 ** (-65 / 20))
+    return np.rint(np.concatenate([talking, listening])).astype("<i2").tobytes()
+
+
 async def run_callers(
-    as_port: int, http_port: int, n: int, seconds: float, ramp: float, pid: int
+    as_port: int, http_port: int, n: int, seconds: float, ramp: float, pid: int, talk: str = "noise"
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     clock = MediaClock()
     rng = np.random.default_rng(7)
-    audio = (rng.standard_normal(8000 * 2) * 3000).astype("<i2").tobytes()  # 2 s, looped by length
+    audio = caller_audio(rng, talk)  # looped by length
     total = ramp + seconds + 1.0
-    script_audio = audio * int(total / 2 + 1)
+    script_audio = audio * int(total / (len(audio) / 16000) + 2)
     callers: list[VirtualCaller] = []
     for i in range(n):
-        script = CallerScript(audio=script_audio, rate=8000, hangup_after=total - i * ramp / n, record=False)
+        phase = int(rng.integers(0, len(audio) // 320)) * 320  # callers talk at different times
+        script = CallerScript(
+            audio=script_audio[phase:], rate=8000, hangup_after=total - i * ramp / n, record=False
+        )
         _, caller = await loop.create_connection(
             lambda s=script: VirtualCaller(s, clock), "127.0.0.1", as_port
         )
@@ -178,6 +192,13 @@ def main() -> int:
         metavar="FILE",
         help="server config for `voxgate serve --config FILE` (its agent answers) instead of --agent echo",
     )
+    ap.add_argument(
+        "--talk",
+        choices=["noise", "call"],
+        default="noise",
+        help="caller audio: loud noise all the time (worst case for a VAD), or 1.5 s talking / 3 s "
+        "idle line as on a real call",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     steps = [int(x) for x in args.calls.split(",")]
@@ -190,7 +211,7 @@ def main() -> int:
         try:
             idle_rss = proc_rss_bytes(proc.pid)
             run = uvloop_run if not args.no_uvloop else asyncio.run
-            row = run(run_callers(as_port, http_port, n, args.seconds, args.ramp, proc.pid))
+            row = run(run_callers(as_port, http_port, n, args.seconds, args.ramp, proc.pid, args.talk))
             row["agent"] = args.config or "echo"
             row["server_rss_per_call_kb"] = (row["server_rss_mb"] * 2**20 - idle_rss) / n / 1024
             row["calls_per_core"] = 1 / max(row["server_cpu_s_per_call_s"], 1e-9)

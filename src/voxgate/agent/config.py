@@ -94,6 +94,13 @@ class AgentConfig(BaseModel):
     vad: ProviderConfig = Field(
         default_factory=lambda: ProviderConfig(name="silero"), description="Voice activity detector"
     )
+    vad_floor_dbfs: float | None = Field(
+        -50.0,
+        lt=0,
+        description="Windows quieter than this are silence without running the VAD model (a phone "
+        "line idles below -60 dBFS; speech is far above). Saves the model's CPU on quiet stretches. "
+        "None: run the model on every window",
+    )
     voice: str | None = Field(
         None, description="Voice of the first TTS (its `voice` option, or `model_path` for piper)"
     )

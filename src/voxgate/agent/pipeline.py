@@ -24,6 +24,7 @@ from voxgate.providers import registry
 from voxgate.providers.base import LLM, STT, TTS, VAD, ProviderError
 from voxgate.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS
 from voxgate.providers.tts.cache import CachedTTS
+from voxgate.providers.vad.gate import EnergyGatedVAD
 from voxgate.transports.base import CallAudio
 
 log = logging.getLogger("voxgate.agent")
@@ -82,6 +83,13 @@ class PipelineAgent:
 
             def vad_factory() -> VAD:
                 return registry.create("vad", vad_config.name, **vad_config.options)
+
+        floor = config.vad_floor_dbfs
+        if floor is not None:
+            inner_factory = vad_factory
+
+            def vad_factory() -> VAD:
+                return EnergyGatedVAD(inner_factory(), floor)
 
         self.vad_factory = vad_factory
         self.tools = [*build_tools(config.tools), *tools]
