@@ -162,7 +162,12 @@ def main() -> None:
         pc = run_pipecat(args.turns)
         if pc is not None:
             results["pipecat"] = pc
-            print("pipecat ", json.dumps(pc))
+            o = pc["overhead_ms"]
+            print(
+                f"pipecat  {pc.get('pipecat_version')} turns={o['count']:<5} decision→first frame ms: "
+                f"p50 {o['p50']} p90 {o['p90']} p99 {o['p99']} max {o['max']}"
+                f"  (RTVI {pc['config'].get('rtvi')})"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
