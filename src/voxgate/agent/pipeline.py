@@ -8,6 +8,7 @@ long as another one can stand in.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -136,6 +137,10 @@ class PipelineAgent:
     async def prepare(self) -> None:
         """Load models now (at server start) rather than on the first call, and synthesise the
         sentences the agent is sure to say."""
+        try:  # the first VAD loads the shared model session: not on the event loop, mid-call
+            await asyncio.to_thread(self.vad_factory)
+        except Exception as exc:
+            log.warning("loading the VAD failed: %s", exc)
         for provider in _leaves(self.stt, self.tts):
             warm = getattr(provider, "warm_up", None) or getattr(provider, "warm", None)
             if warm is not None:

@@ -1,0 +1,1 @@
+"""Call control for phone lines: Asterisk ARI (REST + events WebSocket) lives in `telephony.ari`."""
