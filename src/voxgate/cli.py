@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from voxgate import __version__
-from voxgate.config import ConfigError, load_config, parse_hostport
+from voxgate.config import ConfigError, ServerConfig, load_config, parse_hostport
 from voxgate.log import setup_logging
 
 log = logging.getLogger("voxgate.cli")
@@ -52,6 +52,16 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     s.add_argument("--log-format", choices=["text", "json"])
     s.add_argument("--no-uvloop", action="store_true", help="use the standard asyncio loop")
+    s.add_argument(
+        "--ari-url", metavar="URL", help="Asterisk's HTTP server for ARI, e.g. http://127.0.0.1:8088"
+    )
+    s.add_argument("--ari-user", metavar="USER", help="ARI user from ari.conf (env VOXGATE_ARI_USER)")
+    s.add_argument(
+        "--ari-password",
+        metavar="PASSWORD",
+        help="ARI password; prefer the env VOXGATE_ARI_PASSWORD (a flag shows in ps)",
+    )
+    s.add_argument("--ari-app", metavar="NAME", help="Stasis application name (default voxgate)")
 
     c = sub.add_parser(
         "call",
@@ -94,6 +104,27 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--uuid", help="call UUID to send (default: random)")
     c.add_argument("--json", action="store_true", help="print the call summary as JSON")
 
+    ac = sub.add_parser(
+        "asterisk-config",
+        help="print the Asterisk config that matches this voxgate config",
+        description="Print extensions.conf (AudioSocket application, AudioSocket channel driver "
+        "and ARI paths), ari.conf and http.conf snippets whose addresses, ports and names come "
+        "from voxgate's config (and VOXGATE_ARI_* variables).",
+    )
+    ac.add_argument("--config", metavar="FILE", help="YAML config file")
+    ac.add_argument(
+        "--audiosocket-host",
+        metavar="HOST",
+        help="voxgate's address as seen from Asterisk (default: ari.media_host, else the host of "
+        "audiosocket.listen)",
+    )
+    ac.add_argument("--section", choices=["dialplan", "ari", "http", "all"], default="all")
+    ac.add_argument(
+        "--show-password",
+        action="store_true",
+        help="write ari.password into ari.conf instead of a placeholder",
+    )
+
     a = sub.add_parser("agents", help="list the agents this install can run")
     a.set_defaults()
 
@@ -109,10 +140,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from voxgate.agent.base import AgentError
-    from voxgate.server.app import VoxgateServer, run_event_loop
-
+def _serve_config(args: argparse.Namespace) -> ServerConfig | None:
+    """The config `serve` runs with (flags > environment > file > defaults); None after an error."""
     overrides: dict[str, object] = {}
     for key, value in (
         ("agent", args.agent),
@@ -121,15 +150,34 @@ def _serve(args: argparse.Namespace) -> int:
         ("audiosocket.max_calls", args.max_calls),
         ("log_level", args.log_level),
         ("log_format", args.log_format),
+        ("ari.url", args.ari_url),
+        ("ari.username", args.ari_user),
+        ("ari.password", args.ari_password),
+        ("ari.app", args.ari_app),
     ):
         if value is not None:
             overrides[key] = value
     if args.no_uvloop:
         overrides["uvloop"] = False
+    if args.ari_password is not None:
+        print(
+            "voxgate: warning: --ari-password is visible to every user of this machine (ps); "
+            "export VOXGATE_ARI_PASSWORD instead",
+            file=sys.stderr,
+        )
     try:
-        config = load_config(args.config, overrides)
+        return load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"voxgate: {exc}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from voxgate.agent.base import AgentError
+    from voxgate.server.app import VoxgateServer, run_event_loop
+
+    config = _serve_config(args)
+    if config is None:
         return 2
     setup_logging(config.log_level, config.log_format)
 
@@ -197,6 +245,23 @@ def _call(args: argparse.Namespace) -> int:
     return 1 if result.ended_by == "error" else 0
 
 
+def _asterisk_config(args: argparse.Namespace) -> int:
+    from voxgate.telephony.asterisk_config import render
+
+    try:
+        config = load_config(args.config)
+        out = render(
+            config, args.section, audiosocket_host=args.audiosocket_host, show_password=args.show_password
+        )
+    except ConfigError as exc:
+        print(f"voxgate asterisk-config: {exc}", file=sys.stderr)
+        return 2
+    for warning in out.warnings:
+        print(f"voxgate asterisk-config: note: {warning}", file=sys.stderr)
+    sys.stdout.write(out.text)
+    return 0
+
+
 def _agents(_: argparse.Namespace) -> int:
     from voxgate.agent.base import available_agents
 
@@ -222,5 +287,11 @@ def _config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    handlers = {"serve": _serve, "call": _call, "agents": _agents, "config": _config}
+    handlers = {
+        "serve": _serve,
+        "call": _call,
+        "asterisk-config": _asterisk_config,
+        "agents": _agents,
+        "config": _config,
+    }
     return handlers[args.command](args)

@@ -9,9 +9,19 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from voxgate.agent.config import AgentConfig
 
@@ -73,6 +83,145 @@ class HttpConfig(_Model):
         return v
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+ARI_ENV = {
+    "url": "VOXGATE_ARI_URL",
+    "username": "VOXGATE_ARI_USER",
+    "password": "VOXGATE_ARI_PASSWORD",
+    "app": "VOXGATE_ARI_APP",
+}
+ARI_FLAGS = {"url": "--ari-url", "username": "--ari-user", "password": "--ari-password", "app": "--ari-app"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+
+
+def format_hostport(host: str, port: int) -> str:
+    """(host, port) → 'HOST:PORT', bracketing IPv6 literals."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class AriConfig(_Model):
+    url: str = Field(
+        description="Base URL of Asterisk's HTTP server (http.conf), e.g. http://127.0.0.1:8088; "
+        "ARI lives under its /ari prefix (a trailing /ari is accepted and dropped)",
+    )
+    username: str = Field(description="ARI user: a section of ari.conf with type = user")
+    password: str = Field(repr=False, description="That user's password (prefer VOXGATE_ARI_PASSWORD)")
+    app: str = Field(
+        "voxgate",
+        description="Stasis application name: the dialplan sends calls here with Stasis(APP)",
+    )
+    subscribe_all: bool = Field(
+        False, description="subscribeAll on the events WebSocket: every channel's events, not only the app's"
+    )
+    media: Literal["audiosocket", "rtp", "websocket"] = Field(
+        "audiosocket",
+        description="How an ARI call gets its media leg: externalMedia with encapsulation=audiosocket "
+        "(Asterisk connects to audiosocket.listen's port over TCP), RTP with ulaw over UDP, or "
+        "chan_websocket "
+        "(Asterisk 20.16.0 / 21.11.0 / 22.6.0 / 23.0.0 or newer)",
+    )
+    media_host: str | None = Field(
+        None,
+        description="voxgate's address as seen from Asterisk: where Asterisk connects or sends media. "
+        "Defaults to the host of audiosocket.listen unless that is 0.0.0.0 / ::",
+    )
+    reconnect_max_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Longest wait between reconnects to the events WebSocket; keep it short: a call "
+        "sent to Stasis() while voxgate is disconnected is dropped",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        parts = urlsplit(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError(
+                "ari_url",
+                "{value} is not an http:// or https:// URL; give Asterisk's HTTP server, "
+                "e.g. http://127.0.0.1:8088",
+                {"value": repr(v)},
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise PydanticCustomError(
+                "ari_url", "{value}: the port is not in 0-65535", {"value": repr(v)}
+            ) from None
+        if parts.query or parts.fragment:
+            raise PydanticCustomError("ari_url", "{value}: drop the ?query / #fragment", {"value": repr(v)})
+        path = parts.path.rstrip("/")
+        if path.endswith("/ari"):
+            path = path[: -len("/ari")]
+        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+    @field_validator("username")
+    @classmethod
+    def _check_username(cls, v: str) -> str:
+        if v.lower() == "general":
+            raise PydanticCustomError(
+                "ari_username", "'general' is ari.conf's settings section; pick another user name", {}
+            )
+        if not _NAME.fullmatch(v):
+            raise PydanticCustomError(
+                "ari_username",
+                "{value}: use letters, digits and _ . @ - (it is an ari.conf section name and "
+                "the part before ':' in api_key)",
+                {"value": repr(v)},
+            )
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _check_password(cls, v: str) -> str:
+        if not v:
+            raise PydanticCustomError("ari_password", "empty; set the ari.conf user's password", {})
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in v):
+            raise PydanticCustomError("ari_password", "contains a control character (newline, tab...)", {})
+        return v
+
+    @field_validator("app")
+    @classmethod
+    def _check_app(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise PydanticCustomError(
+                "ari_app",
+                "{value}: use letters, digits and _ . @ - (it goes into Stasis(APP) and the "
+                "comma-separated app= list of the events URL)",
+                {"value": repr(v)},
+            )
+        return v
+
+    @field_validator("media_host")
+    @classmethod
+    def _check_media_host(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        host = v.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if re.fullmatch(r"[^:\[\]]+:\d+|\[[^\]]*\]:\d+", v.strip()):
+            raise PydanticCustomError(
+                "ari_media_host",
+                "{value}: give only the host; the port comes from audiosocket.listen",
+                {"value": repr(v)},
+            )
+        if not host or re.search(r"[\s,()/\[\]]", host):
+            raise PydanticCustomError(
+                "ari_media_host", "{value} is not a host name or IP address", {"value": repr(v)}
+            )
+        if host in WILDCARD_HOSTS:
+            raise PydanticCustomError(
+                "ari_media_host",
+                "{value} is a listen-on-everything address; Asterisk cannot connect to it. Give "
+                "voxgate's address as seen from Asterisk, e.g. 10.0.0.5",
+                {"value": repr(v)},
+            )
+        return host
+
+
 class ServerConfig(_Model):
     agent: str = Field(
         DEFAULT_AGENT,
@@ -82,9 +231,32 @@ class ServerConfig(_Model):
     agents: dict[str, AgentConfig] = Field(default_factory=dict, description="Agents defined here, by name")
     audiosocket: AudioSocketConfig = AudioSocketConfig()
     http: HttpConfig = HttpConfig()
+    ari: AriConfig | None = Field(
+        None, description="Asterisk REST Interface (call control); off unless ari.url is set"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     uvloop: bool = True
+
+    @field_validator("ari")
+    @classmethod
+    def _derive_media_host(cls, ari: AriConfig | None, info: ValidationInfo) -> AriConfig | None:
+        audiosocket = info.data.get("audiosocket")
+        if ari is None or ari.media_host is not None or audiosocket is None:
+            return ari
+        host, port = parse_hostport(audiosocket.listen, field="audiosocket.listen")
+        if host not in WILDCARD_HOSTS:
+            ari.media_host = host
+        elif ari.media != "websocket":  # websocket: voxgate dials Asterisk, nothing to point back at
+            raise PydanticCustomError(
+                "ari_media_host_required",
+                "required: audiosocket.listen is {listen} (every interface), so "
+                "voxgate cannot tell Asterisk where to send the {media} media. Set ari.media_host to "
+                "voxgate's address as seen from Asterisk (e.g. media_host: 10.0.0.5), or listen on "
+                "that address (audiosocket.listen: 10.0.0.5:{port})",
+                {"listen": audiosocket.listen, "media": ari.media, "port": port},
+            )
+        return ari
 
     @model_validator(mode="after")
     def _name_agents(self) -> ServerConfig:
@@ -116,8 +288,14 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     for err in exc.errors(include_input=False):
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"]
+        if err["type"] == "ari_media_host_required":
+            loc = "ari.media_host"  # raised while validating `ari` as a whole
         if err["type"] == "extra_forbidden":
             msg = "unknown field; check the spelling or remove it"
+        elif err["type"] == "missing" and len(err["loc"]) == 2 and err["loc"][0] == "ari":
+            field = str(err["loc"][1])
+            if field in ARI_ENV:
+                msg = f"required when ARI is on; set ari.{field}, {ARI_ENV[field]} or {ARI_FLAGS[field]}"
         lines.append(f"  {loc}: {msg}")
     return "\n".join(lines)
 
@@ -138,11 +316,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
         data = loaded or {}
-    for dotted, value in (overrides or {}).items():
+    # precedence: flags (overrides) > environment > file > defaults
+    env = {f"ari.{field}": os.environ[name] for field, name in ARI_ENV.items() if os.environ.get(name)}
+    for dotted, value in [*env.items(), *(overrides or {}).items()]:
         node = data
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # absent, or left empty in the file (`ari:`)
+                node[part] = {}
+            node = node[part]
         node[leaf] = value
     try:
         return ServerConfig.model_validate(data)

@@ -110,8 +110,15 @@ class AriHttp:
                 if not exc.retryable or attempt + 1 >= attempts:
                     raise
                 delay = self.retry_backoff * (2**attempt)
-                log.warning("ARI %s %s: %s; retry %d/%d in %.2f s", method, path, exc, attempt + 1,
-                            attempts - 1, delay)
+                log.warning(
+                    "ARI %s %s: %s; retry %d/%d in %.2f s",
+                    method,
+                    path,
+                    exc,
+                    attempt + 1,
+                    attempts - 1,
+                    delay,
+                )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
