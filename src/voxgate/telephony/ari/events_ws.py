@@ -138,20 +138,20 @@ class AriEvents:
             assert isinstance(item, AriEvent)
             yield item
 
-    def _url_and_auth(self) -> tuple[str, dict[str, str], aiohttp.BasicAuth | None]:
-        auth, extra = self.client.auth_kwargs()
+    def _url_and_auth(self) -> tuple[str, dict[str, str], dict[str, str]]:
+        headers, extra = self.client.auth_kwargs()
         params = {"app": self.apps, "subscribeAll": "true" if self.subscribe_all else "false", **extra}
-        return self.client.base_url + "/events", params, auth
+        return self.client.base_url + "/events", params, headers
 
     async def _run(self) -> None:
         delay = 0.0  # the first retry after a drop is immediate
         while not self._closing:
-            url, params, auth = self._url_and_auth()
+            url, params, headers = self._url_and_auth()
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     ws = await self.client.session.ws_connect(
-                        url, params=params, auth=auth, heartbeat=self.heartbeat
+                        url, params=params, headers=headers, heartbeat=self.heartbeat
                     )
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 self.last_disconnect_cause = _describe(exc)

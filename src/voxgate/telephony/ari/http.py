@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json as jsonlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -74,11 +75,12 @@ class AriHttp:
             self._own_session = True
         return self._session
 
-    def auth_kwargs(self) -> tuple[aiohttp.BasicAuth | None, dict[str, str]]:
-        """(BasicAuth, extra query params) for the configured auth mode."""
+    def auth_kwargs(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, extra query params) for the configured auth mode (ari.md §1)."""
         if self.auth_mode == "api_key":
-            return None, {"api_key": f"{self.username}:{self._password}"}
-        return aiohttp.BasicAuth(self.username, self._password), {}
+            return {}, {"api_key": f"{self.username}:{self._password}"}
+        token = base64.b64encode(f"{self.username}:{self._password}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}, {}
 
     async def close(self) -> None:
         if self._session is not None and self._own_session and not self._session.closed:
@@ -123,11 +125,11 @@ class AriHttp:
         raise AssertionError("unreachable")
 
     async def _once(self, method: str, path: str, params: Params | None, body: Any) -> Any:
-        auth, extra = self.auth_kwargs()
+        headers, extra = self.auth_kwargs()
         query = {**clean_params(params), **extra}
         try:
             async with self.session.request(
-                method, self.base_url + path, params=query, json=body, auth=auth
+                method, self.base_url + path, params=query, json=body, headers=headers
             ) as resp:
                 text = await resp.text()
                 status = resp.status
