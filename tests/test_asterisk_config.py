@@ -98,8 +98,8 @@ def check_asterisk_syntax(text: str) -> list[str]:
                     problems.append(f"{where}: 'same =>' without an extension before it")
                     continue
                 prio, _, app = m.group(2).partition(",")
-            if not (prio == "n" or prio.isdigit()):
-                problems.append(f"{where}: priority {prio!r} is neither a number nor n")
+            if not re.fullmatch(r"(?:n|\d+)(?:\([A-Za-z_][A-Za-z0-9_-]*\))?", prio):
+                problems.append(f"{where}: priority {prio!r} is not a number or n (label optional)")
             if not _APP.fullmatch(app) or not _balanced(app):
                 problems.append(f"{where}: {app!r} is not App(args) with balanced brackets")
             continue
@@ -136,9 +136,15 @@ def test_default_config_renders_dialplan_with_placeholder_host(capsys: pytest.Ca
     rc, out, err = run(capsys, "asterisk-config")
     assert rc == 0
     assert check_asterisk_syntax(out) == []
-    assert sections(out) == ["voxgate"]  # no ARI configured: no ari.conf / http.conf
-    assert "exten => 1000,1,Answer()\n same => n,AudioSocket(${UUID()},VOXGATE_HOST:9092)" in out
-    assert "Dial(AudioSocket/VOXGATE_HOST:9092/${UUID()}/c(slin16))" in out
+    assert sections(out) == ["voxgate", "voxgate-transfers"]  # no ARI configured: no ari.conf / http.conf
+    assert (
+        "exten => 1000,1,Answer()\n same => n,Set(VOXGATE_ID=${UUID()})\n"
+        " same => n,AudioSocket(${VOXGATE_ID},VOXGATE_HOST:9092)"
+    ) in out
+    assert "Dial(AudioSocket/VOXGATE_HOST:9092/${VOXGATE_ID}/c(slin16))" in out
+    # After AudioSocket the dialplan asks voxgate how the call ended and branches on it.
+    assert "Set(VOXGATE_OUTCOME=${CURL(http://VOXGATE_HOST:8080/calls/${VOXGATE_ID}/outcome)})" in out
+    assert '?voxgate-transfers,${VOXGATE_OUTCOME:9},1)' in out
     assert "Stasis(" not in out
     assert "--audiosocket-host" in err and "ARI is not configured" in err
 
@@ -147,14 +153,19 @@ def test_full_output_is_valid_and_complete(tmp_path: Path, capsys: pytest.Captur
     rc, out, err = run(capsys, "asterisk-config", "--config", write_config(tmp_path))
     assert rc == 0, err
     assert check_asterisk_syntax(out) == []
-    assert sections(out) == ["voxgate", "general", "asterisk", "general"]
-    # dialplan: app path answers first and falls through to a transfer target after voxgate hangs up
+    assert sections(out) == ["voxgate", "voxgate-transfers", "general", "asterisk", "general"]
+    # dialplan: the app path answers first; after voxgate ends the leg it asks how the call ended:
+    # a goodbye hangs up, a transfer goes to its target, anything else falls back to the operator
     assert re.search(
-        r"exten => 1000,1,Answer\(\)\n same => n,AudioSocket\(\$\{UUID\(\)\},10\.0\.0\.5:9092\)\n"
-        r"(;.*\n)* same => n,Dial\(PJSIP/operator,30\)\n(;.*\n)* same => n,Hangup\(\)",
+        r"exten => 1000,1,Answer\(\)\n same => n,Set\(VOXGATE_ID=\$\{UUID\(\)\}\)\n"
+        r" same => n,AudioSocket\(\$\{VOXGATE_ID\},10\.0\.0\.5:9092\)\n"
+        r"(;.*\n)* same => n,Set\(VOXGATE_OUTCOME=\$\{CURL\(http://10\.0\.0\.5:8080/calls/\$\{VOXGATE_ID\}/outcome\)\}\)\n"
+        r' same => n,GotoIf\(\$\["\$\{VOXGATE_OUTCOME\}" = "hangup"\]\?done\)\n'
+        r".*transfer:.*\n same => n,Dial\(PJSIP/operator,30\)\n(;.*\n)* same => n\(done\),Hangup\(\)",
         out,
     )
-    assert "exten => 1001,1,Dial(AudioSocket/10.0.0.5:9092/${UUID()}/c(slin16))" in out
+    assert "exten => 1001,1,Set(VOXGATE_ID=${UUID()})" in out
+    assert "Dial(AudioSocket/10.0.0.5:9092/${VOXGATE_ID}/c(slin16))" in out
     assert "exten => 1002,1,Stasis(voxgate)" in out
     assert "Queue(" in out
     # minimum versions from the notes
@@ -180,8 +191,8 @@ def test_every_value_follows_the_config(tmp_path: Path, capsys: pytest.CaptureFi
     rc, out, _ = run(capsys, "asterisk-config", "--config", path)
     assert rc == 0
     assert check_asterisk_syntax(out) == []
-    assert "AudioSocket(${UUID()},172.16.0.2:7777)" in out  # ari.media_host wins over the listen host
-    assert "Dial(AudioSocket/172.16.0.2:7777/${UUID()}/c(slin16))" in out
+    assert "AudioSocket(${VOXGATE_ID},172.16.0.2:7777)" in out  # ari.media_host wins over the listen host
+    assert "Dial(AudioSocket/172.16.0.2:7777/${VOXGATE_ID}/c(slin16))" in out
     assert "Stasis(helpdesk)" in out and "Stasis(voxgate)" not in out
     assert "ws://192.168.7.1:8190/ari/events?app=helpdesk" in out
     assert "[agentgw]" in out
@@ -194,13 +205,13 @@ def test_listen_host_and_override(tmp_path: Path, capsys: pytest.CaptureFixture[
     cfg.write_text("audiosocket: {listen: '10.1.2.3:9100', max_calls: 42}\n")
     rc, out, err = run(capsys, "asterisk-config", "--config", str(cfg), "--section", "dialplan")
     assert rc == 0 and err == ""
-    assert "AudioSocket(${UUID()},10.1.2.3:9100)" in out
+    assert "AudioSocket(${VOXGATE_ID},10.1.2.3:9100)" in out
     assert "audiosocket.max_calls = 42" in out
     rc, out, _ = run(capsys, "asterisk-config", "--config", str(cfg), "--audiosocket-host", "pbx-gw.lan")
-    assert "AudioSocket(${UUID()},pbx-gw.lan:9100)" in out
+    assert "AudioSocket(${VOXGATE_ID},pbx-gw.lan:9100)" in out
     rc, out, _ = run(capsys, "asterisk-config", "--config", str(cfg), "--audiosocket-host", "fd00::5")
     assert rc == 0
-    assert "AudioSocket(${UUID()},[fd00::5]:9100)" in out
+    assert "AudioSocket(${VOXGATE_ID},[fd00::5]:9100)" in out
     assert check_asterisk_syntax(out) == []
 
 
@@ -219,7 +230,7 @@ def test_sections_one_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert rc == 0
         assert check_asterisk_syntax(out) == []
         outputs[section] = out
-    assert sections(outputs["dialplan"]) == ["voxgate"]
+    assert sections(outputs["dialplan"]) == ["voxgate", "voxgate-transfers"]
     assert sections(outputs["ari"]) == ["general", "asterisk"]
     assert sections(outputs["http"]) == ["general"]
     assert "bindport" in outputs["http"] and "bindport" not in outputs["ari"]

@@ -37,6 +37,13 @@ def build_http_app(
             body["reason"] = "at call capacity"
         return web.json_response(body, status=200 if ok else 503)
 
+    async def outcome(request: web.Request) -> web.Response:
+        """How the call ended, for the dialplan after AudioSocket() (plain text, for CURL())."""
+        found = audiosocket.outcomes.get(request.match_info["call_id"].lower())
+        if found is None:
+            return web.Response(status=404, text="unknown")
+        return web.Response(text=found)
+
     async def metrics(_: web.Request) -> web.Response:
         drain_durations(audiosocket, durations)
         resp = web.Response(body=generate_latest(registry))
@@ -48,4 +55,5 @@ def build_http_app(
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/calls/{call_id}/outcome", outcome)
     return app

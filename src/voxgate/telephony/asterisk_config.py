@@ -29,6 +29,7 @@ EXTEN_APP, EXTEN_CHANNEL, EXTEN_ARI = "1000", "1001", "1002"
 HOST_PLACEHOLDER = "VOXGATE_HOST"
 PASSWORD_PLACEHOLDER = "CHANGE_ME"
 FALLBACK_DIAL = "PJSIP/operator"
+TRANSFERS = "voxgate-transfers"
 
 V_UUID_FUNC = "20.12.0 / 21.7.0 / 22.2.0"
 V_CONTINUE = "20.14.0 / 21.9.0 / 22.4.0 / 23.0.0"
@@ -84,6 +85,25 @@ def _banner(name: str) -> list[str]:
     return [f"; ---- {name} " + "-" * max(4, 88 - len(name)), "; written by `voxgate asterisk-config`"]
 
 
+def _after_audiosocket(config: ServerConfig, target: str) -> list[str]:
+    """Ask voxgate how the call ended (GET /calls/<uuid>/outcome through CURL()) and go on from it:
+    AudioSocket returns the same way for a goodbye, a transfer and a refusal when voxgate is full."""
+    host = target.rsplit(":", 1)[0]
+    _, http_port = parse_hostport(config.http.listen, field="http.listen")
+    url = f"http://{format_hostport(host, http_port)}/calls/${{VOXGATE_ID}}/outcome"
+    return [
+        "; Ask voxgate how it ended (func_curl): 'hangup' after a goodbye, 'transfer:TARGET' when the",
+        "; agent transfers, nothing when voxgate was full or unreachable (then the fallback below).",
+        f" same => n,Set(VOXGATE_OUTCOME=${{CURL({url})}})",
+        ' same => n,GotoIf($["${VOXGATE_OUTCOME}" = "hangup"]?done)',
+        ' same => n,GotoIf($["${VOXGATE_OUTCOME:0:9}" = "transfer:"]'
+        f"?{TRANSFERS},${{VOXGATE_OUTCOME:9}},1)",
+        f" same => n,Dial({FALLBACK_DIAL},30)",
+        "; or: same => n,Queue(operators)",
+        " same => n(done),Hangup()",
+    ]
+
+
 def render_dialplan(config: ServerConfig, target: str, warnings: list[str]) -> list[str]:
     fallback = [
         f" same => n,Dial({FALLBACK_DIAL},30)",
@@ -116,13 +136,14 @@ def render_dialplan(config: ServerConfig, target: str, warnings: list[str]) -> l
         )
     lines += [
         f"exten => {EXTEN_APP},1,Answer()",
-        f" same => n,AudioSocket(${{UUID()}},{target})",
+        " same => n,Set(VOXGATE_ID=${UUID()})",
+        f" same => n,AudioSocket(${{VOXGATE_ID}},{target})",
         "; When voxgate ends the AudioSocket leg, AudioSocket() returns 0 and the dialplan goes on here",
         f"; ({V_CONTINUE} or newer; older versions hang up). voxgate ends the leg",
         "; the same way when its agent transfers the call, when the agent says goodbye and when voxgate",
         f"; is full (audiosocket.max_calls = {config.audiosocket.max_calls}), so all three arrive here.",
         "; A caller hang-up ends the call; so does a failed connection to voxgate (2 s connect timeout).",
-        *fallback,
+        *_after_audiosocket(config, target),
         "",
         f"; {EXTEN_CHANNEL}: AudioSocket channel driver (chan_audiosocket), wideband. c(slin16) makes",
         "; Asterisk send and expect kind 0x12 (slin 16 kHz):",
@@ -131,8 +152,15 @@ def render_dialplan(config: ServerConfig, target: str, warnings: list[str]) -> l
         "; caller's codec (often ulaw) travels inside kind 0x10. The AudioSocket channel answers itself.",
         "; When voxgate hangs up (goodbye, transfer, full) or cannot be reached, Dial() returns and the",
         "; dialplan goes on.",
-        f"exten => {EXTEN_CHANNEL},1,Dial(AudioSocket/{target}/${{UUID()}}/c(slin16))",
-        *fallback,
+        f"exten => {EXTEN_CHANNEL},1,Set(VOXGATE_ID=${{UUID()}})",
+        f" same => n,Dial(AudioSocket/{target}/${{VOXGATE_ID}}/c(slin16))",
+        *_after_audiosocket(config, target),
+        "",
+        "; Where the agent's transfer_call targets go (the target names your agent uses). Add one",
+        "; extension per target.",
+        f"[{TRANSFERS}]",
+        f"exten => operator,1,Dial({FALLBACK_DIAL},30)",
+        " same => n,Hangup()",
         "",
     ]
     ari = config.ari

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .errors import AriNotFound
 from .http import AriHttp, media_list, seg
 from .models import Channel, LiveRecording, Playback
 
@@ -105,13 +106,23 @@ class ChannelsApi(AriHttp):
         await self.request("POST", f"/channels/{seg(channel_id)}/answer")
 
     async def hangup(
-        self, channel_id: str, reason: str | None = None, *, reason_code: int | None = None
+        self,
+        channel_id: str,
+        reason: str | None = None,
+        *,
+        reason_code: int | None = None,
+        missing_ok: bool = False,
     ) -> None:
-        """Hang up; `reason` is normal, busy, congestion, no_answer … or a numeric `reason_code`."""
+        """Hang up; `reason` is normal, busy, congestion, no_answer … or a numeric `reason_code`.
+        With `missing_ok`, a channel that is already gone (404) is not an error (call cleanup)."""
         if reason is not None and reason_code is not None:
             raise ValueError("hangup takes reason or reason_code, not both (ARI treats them as exclusive)")
         params = {"reason": reason, "reason_code": reason_code}
-        await self.request("DELETE", f"/channels/{seg(channel_id)}", params)
+        try:
+            await self.request("DELETE", f"/channels/{seg(channel_id)}", params)
+        except AriNotFound:
+            if not missing_ok:
+                raise
 
     async def ring(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{seg(channel_id)}/ring")

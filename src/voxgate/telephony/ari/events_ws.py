@@ -201,7 +201,9 @@ class AriEvents:
         finally:
             await ws.close()
         code = ws.close_code
-        return f"closed by peer (code {code})" if code is not None else "closed"
+        if code is None or code == 1006:  # 1006: no close frame, the connection just went away
+            return "connection lost without a close frame"
+        return f"closed by peer (code {code})"
 
     async def _dispatch(self) -> None:
         while True:

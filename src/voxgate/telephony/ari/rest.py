@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .channels import ChannelsApi
+from .errors import AriNotFound
 from .http import media_list, seg
 from .models import Bridge, LiveRecording, Playback
 
@@ -32,8 +33,13 @@ class AriClient(ChannelsApi):
     async def get_bridge(self, bridge_id: str) -> Bridge:
         return Bridge.from_json(await self.request("GET", f"/bridges/{seg(bridge_id)}"))
 
-    async def destroy_bridge(self, bridge_id: str) -> None:
-        await self.request("DELETE", f"/bridges/{seg(bridge_id)}")
+    async def destroy_bridge(self, bridge_id: str, *, missing_ok: bool = False) -> None:
+        """Destroy; with `missing_ok`, an already-gone bridge (404) is not an error."""
+        try:
+            await self.request("DELETE", f"/bridges/{seg(bridge_id)}")
+        except AriNotFound:
+            if not missing_ok:
+                raise
 
     async def add_channel(
         self,

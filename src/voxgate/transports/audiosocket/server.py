@@ -55,6 +55,29 @@ class ServerStats:
     durations: list[float] = field(default_factory=list)  # drained by the metrics collector
 
 
+OUTCOMES_KEPT = 10_000
+
+
+class CallOutcomes:
+    """How recent calls ended, by call UUID, for the dialplan to ask after `AudioSocket()`
+    returns (`GET /calls/{uuid}/outcome` through `CURL()`): "hangup" (the agent said goodbye),
+    "transfer:TARGET", or "caller-hangup". AudioSocket cannot say which: Asterisk continues the
+    dialplan whether voxgate hangs up, transfers or is full. Bounded: the oldest go first."""
+
+    def __init__(self, keep: int = OUTCOMES_KEPT) -> None:
+        self.keep = keep
+        self._outcomes: dict[str, str] = {}
+
+    def set(self, call_id: str, outcome: str) -> None:
+        self._outcomes.pop(call_id, None)
+        self._outcomes[call_id] = outcome
+        while len(self._outcomes) > self.keep:
+            del self._outcomes[next(iter(self._outcomes))]
+
+    def get(self, call_id: str) -> str | None:
+        return self._outcomes.get(call_id)
+
+
 class AudioSocketCall(asyncio.Protocol):
     """One Asterisk AudioSocket session. Implements `CallAudio`."""
 
@@ -74,6 +97,7 @@ class AudioSocketCall(asyncio.Protocol):
         self.output = OutboundPacer(AudioFormat(Encoding.PCM16, 8000), self._wrap_audio)
         self.output.send_now = self._send_now
         self.call_id = "-"
+        self.outcome: str | None = None  # what the dialplan should do next; see CallOutcomes
         self.peer = "?"
         self.started_at = 0.0  # loop time at connect
         self.answered_at: float | None = None  # loop time of the UUID
@@ -100,8 +124,16 @@ class AudioSocketCall(asyncio.Protocol):
     def __aiter__(self) -> InboundStream:
         return self._inbound
 
+    async def transfer(self, target: str) -> None:
+        """AudioSocket alone cannot redirect a channel: record the target for the dialplan (see
+        `CallOutcomes`) and end the AudioSocket leg; the dialplan continues and goes there."""
+        self.outcome = f"transfer:{target}"
+        await self.hangup(f"transfer to {target}")
+
     async def hangup(self, reason: str = "agent hung up") -> None:
         """Send the AudioSocket hangup (Asterisk continues the dialplan) and close."""
+        if self.outcome is None:
+            self.outcome = "hangup"
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(HANGUP_MESSAGE)
             self._end(reason)
@@ -369,6 +401,7 @@ class AudioSocketServer:
         self.handler = handler
         self.clock = clock or MediaClock()
         self.stats = ServerStats()
+        self.outcomes = CallOutcomes()
         # Per audio kind: (largest payload accepted, bytes per sample); read on every header.
         codec_width = _CODECS[options.codec].sample_width
         self.audio_limits: dict[int, tuple[int, int]] = {
@@ -431,5 +464,7 @@ class AudioSocketServer:
             st.frames_dropped += call.frames_dropped
             key = call.end_reason
             st.ended[key] = st.ended.get(key, 0) + 1
+            if call.call_id != "-":
+                self.outcomes.set(call.call_id, call.outcome or "caller-hangup")
             if call.answered_at is not None:
                 st.durations.append(self.loop.time() - call.answered_at)
