@@ -11,7 +11,6 @@ voicemail drop and a hangup.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 import uuid
@@ -408,8 +407,7 @@ class OutboundQueue:
             self._cancel(call)
         if self._dispatcher is not None:
             self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
+            await asyncio.wait({self._dispatcher})  # unlike `await`, keeps a cancel of close() itself
         tasks = [c._task for c in self._in_flight.values() if c._task is not None]
         if tasks and not cancel_in_flight:
             await asyncio.wait(tasks, timeout=drain_s)
