@@ -20,6 +20,7 @@ import pytest
 from fake_ari import FakeAri
 from voxgate.telephony.ari import (
     ApplicationRegistered,
+    ApplicationReplaced,
     AriAuthError,
     AriClient,
     AriConflict,
@@ -658,6 +659,7 @@ async def test_wrong_password_fails_fast_on_start(fake: FakeAri):
 
 async def test_replaced_app_connection_stops_reconnecting(fake: FakeAri, ari: AriClient):
     async with AriEvents(ari) as first:
+        it = aiter(first)
         async with AriEvents(ari) as second:
             await fake.wait_connections(2)
             async with asyncio.timeout(1.0):
@@ -666,6 +668,9 @@ async def test_replaced_app_connection_stops_reconnecting(fake: FakeAri, ari: Ar
             await asyncio.sleep(0.2)
             assert len(fake.connect_times) == 2  # the replaced one did not fight back
             assert second.is_connected
+            async with asyncio.timeout(1.0):
+                seen = [type(ev) async for ev in it]  # its iterator ends instead of hanging
+            assert ApplicationReplaced in seen
 
 
 async def test_events_socket_outlives_the_rest_timeout(fake: FakeAri):

@@ -67,6 +67,7 @@ class AriEvents:
         self._tasks: list[asyncio.Task[None]] = []
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closing = False
+        self._ended = False  # the dispatcher has stopped: iterators end at once
 
     # -- public -----------------------------------------------------------------------------
     def on(self, event_type: type[E], handler: Callable[[E], Awaitable[None] | None]) -> None:
@@ -84,7 +85,7 @@ class AriEvents:
     async def start(self, *, wait: bool = True) -> None:
         """Start reading; with `wait`, raise AriConnectionError if not connected within
         `connect_timeout` (wrong URL, password, or Asterisk down)."""
-        self._closing = False
+        self._closing = self._ended = False
         self._tasks = [
             asyncio.create_task(self._run(), name="ari-events-reader"),
             asyncio.create_task(self._dispatch(), name="ari-events-dispatch"),
@@ -114,8 +115,6 @@ class AriEvents:
                 await dispatcher
         self._tasks = []
         self.connected.clear()
-        if self._iter_queue is not None:
-            self._iter_queue.put_nowait(_CLOSED)
 
     async def __aenter__(self) -> AriEvents:
         await self.start()
@@ -127,6 +126,8 @@ class AriEvents:
     def __aiter__(self) -> AsyncIterator[AriEvent]:
         if self._iter_queue is None:
             self._iter_queue = asyncio.Queue()  # made on first use: handler-only users keep nothing
+            if self._ended:
+                self._iter_queue.put_nowait(_CLOSED)
         return self._iterate(self._iter_queue)
 
     # -- internals --------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class AriEvents:
                     ws = await self.client.session.ws_connect(
                         url, params=params, headers=headers, heartbeat=self.heartbeat
                     )
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError) as exc:
                 self.last_disconnect_cause = _describe(exc)
                 log.warning(
                     "ARI events: connect to %s failed: %s; retry in %.2f s",
@@ -177,6 +178,7 @@ class AriEvents:
                     return
                 if self.replaced:
                     log.error("ARI events: another connection took over app %s; not reconnecting", self.apps)
+                    self._dispatch_queue.put_nowait(_CLOSED)  # iterators end after what was read
                     return
                 # Up for a while: a fresh drop, retry at once. A socket that drops right after
                 # connecting restarts the backoff instead, so a flapping peer is not hammered.
@@ -200,7 +202,9 @@ class AriEvents:
             return _describe(exc)
         finally:
             await ws.close()
-        code = ws.close_code
+        code, error = ws.close_code, ws.exception()
+        if error is not None:  # e.g. no pong within the heartbeat
+            return f"connection lost: {_describe(error)}"
         if code is None or code == 1006:  # 1006: no close frame, the connection just went away
             return "connection lost without a close frame"
         return f"closed by peer (code {code})"
@@ -209,6 +213,9 @@ class AriEvents:
         while True:
             event = await self._dispatch_queue.get()
             if event is _CLOSED:
+                self._ended = True
+                if self._iter_queue is not None:
+                    self._iter_queue.put_nowait(_CLOSED)
                 return
             assert isinstance(event, AriEvent)
             if isinstance(event, MalformedEvent):
