@@ -17,6 +17,8 @@ from voxgate.agent.runner import ConversationRunner
 from voxgate.config import ServerConfig, parse_hostport
 from voxgate.server.http import build_http_app
 from voxgate.server.metrics import TurnMetrics
+from voxgate.telephony.ari import AriClient, AriEvents
+from voxgate.telephony.ari_calls import AriCallRouter
 from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
 
 log = logging.getLogger("voxgate.server")
@@ -37,7 +39,14 @@ class VoxgateServer:
         self.agent = build_agent(config)
         self._prepare: asyncio.Task[None] | None = None
 
+        self.ari_client: AriClient | None = None
+        self.ari_events: AriEvents | None = None
+        self.ari_router: AriCallRouter | None = None
+        self._ari_watch: asyncio.Task[None] | None = None
+
         async def handle(call: AudioSocketCall) -> None:
+            if self.ari_router is not None:  # an ARI call's media leg, or a dialplan-only call
+                self.ari_router.attach_media(call)
             await self.agent.handle(call)
 
         self.audiosocket = AudioSocketServer(config.audiosocket, handle)
@@ -51,6 +60,7 @@ class VoxgateServer:
         gc.freeze()
         host, port = parse_hostport(self.config.audiosocket.listen, field="audiosocket.listen")
         await self.audiosocket.start(host, port)
+        await self._start_ari()
         self._runner = web.AppRunner(
             build_http_app(self.audiosocket, self._not_ready, self._add_turn_metrics), access_log=None
         )
@@ -69,6 +79,46 @@ class VoxgateServer:
             ", ".join(f"{h}:{p}" for h, p in self.http_sockets),
             self.agent.name,
         )
+
+    async def _start_ari(self) -> None:
+        """With `ari:` set, answer Stasis calls. The events socket connects in the background
+        and keeps retrying: Asterisk being down must not stop the AudioSocket path."""
+        ari = self.config.ari
+        if ari is None:
+            return
+        if ari.media != "audiosocket":
+            log.error("ari.media=%s is not supported yet; ARI calls will not be answered", ari.media)
+            return
+        if not ari.media_host:
+            log.error("ari.media_host is not set; ARI calls will not be answered")
+            return
+        port = self.audiosocket.sockets[0][1]
+        host = f"[{ari.media_host}]" if ":" in ari.media_host else ari.media_host
+        self.ari_client = AriClient(ari.url, ari.username, ari.password, ari.app)
+        self.ari_events = AriEvents(
+            self.ari_client, subscribe_all=ari.subscribe_all, backoff_max=ari.reconnect_max_s
+        )
+        self.ari_router = AriCallRouter(
+            self.ari_client, self.ari_events, app=ari.app, media_host_port=f"{host}:{port}"
+        )
+        await self.ari_events.start(wait=False)
+        self._ari_watch = asyncio.create_task(self._watch_ari(ari.url), name="ari-watch")
+
+    async def _watch_ari(self, url: str) -> None:
+        events = self.ari_events
+        assert events is not None
+        try:
+            await events.wait_connected(events.connect_timeout)
+        except TimeoutError:
+            log.error(
+                "ARI: cannot connect to Asterisk at %s (%s); retrying in the background. Calls sent "
+                "to Stasis(%s) are dropped until then; AudioSocket calls are served as usual",
+                url,
+                events.last_disconnect_cause or "no answer",
+                events.apps,
+            )
+            await events.connected.wait()
+            log.info("ARI: connected to %s after all", url)
 
     async def _prepare_agent(self, prepare: Callable[[], Awaitable[None]]) -> None:
         await prepare()
@@ -94,7 +144,15 @@ class VoxgateServer:
         self.agent.on_runner = attach
 
     async def stop(self) -> None:
+        if self._ari_watch is not None:
+            self._ari_watch.cancel()
+        if self.ari_events is not None:
+            await self.ari_events.close()
         await self.audiosocket.stop()
+        if self.ari_router is not None:
+            await self.ari_router.close()
+        if self.ari_client is not None:
+            await self.ari_client.close()
         if self._prepare is not None:
             self._prepare.cancel()
         from voxgate.agent.tools import aclose_tools
