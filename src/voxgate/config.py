@@ -125,6 +125,16 @@ class AriConfig(_Model):
         description="voxgate's address as seen from Asterisk: where Asterisk connects or sends media. "
         "Defaults to the host of audiosocket.listen unless that is 0.0.0.0 / ::",
     )
+    media_format: Literal["slin16", "slin"] = Field(
+        "slin16",
+        description="Audio format of the externalMedia AudioSocket leg: slin16 (wideband; needs "
+        "Asterisk 20.17 / 21.12 / 22.7 / 23.1 or newer) or slin (8 kHz, any version)",
+    )
+    transfer_context: str | None = Field(
+        None,
+        description="Dialplan context a transfer continues in (the target is the extension). "
+        "Default: the caller's own context",
+    )
     reconnect_max_s: float = Field(
         5.0,
         gt=0,

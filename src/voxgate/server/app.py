@@ -99,7 +99,12 @@ class VoxgateServer:
             self.ari_client, subscribe_all=ari.subscribe_all, backoff_max=ari.reconnect_max_s
         )
         self.ari_router = AriCallRouter(
-            self.ari_client, self.ari_events, app=ari.app, media_host_port=f"{host}:{port}"
+            self.ari_client,
+            self.ari_events,
+            app=ari.app,
+            media_host_port=f"{host}:{port}",
+            format=ari.media_format,
+            transfer_context=ari.transfer_context,
         )
         await self.ari_events.start(wait=False)
         self._ari_watch = asyncio.create_task(self._watch_ari(ari.url), name="ari-watch")
