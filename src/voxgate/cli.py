@@ -43,6 +43,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "agent, the default) or 'echo'",
     )
     s.add_argument(
+        "--app",
+        metavar="MODULE:ATTR",
+        help="answer calls with a VoiceApp (routes to handlers and agents) instead of --agent",
+    )
+    s.add_argument(
         "--audiosocket",
         metavar="HOST:PORT",
         help="AudioSocket listen address (default 0.0.0.0:9092)",
@@ -181,8 +186,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     setup_logging(config.log_level, config.log_format)
 
+    if args.app and "" not in sys.path:  # `--app myivr:app` finds myivr.py here, as uvicorn does
+        sys.path.insert(0, "")
+
     async def main() -> None:
-        server = VoxgateServer(config)
+        server = VoxgateServer(config, app=args.app)
         await server.run_forever()
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from voxgate.agent.base import Agent, load_agent
+from voxgate.agent.base import Agent, AgentError, load_agent
 from voxgate.agent.runner import ConversationRunner
 from voxgate.config import ServerConfig, parse_hostport
 from voxgate.server.http import build_http_app
@@ -24,8 +25,12 @@ from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketSe
 log = logging.getLogger("voxgate.server")
 
 
-def build_agent(config: ServerConfig) -> Agent:
-    """The agent `config.agent` names: one defined under `agents`, or a registered one."""
+def build_agent(config: ServerConfig, app: str | None = None) -> Agent:
+    """The agent `config.agent` names: one defined under `agents`, or a registered one. With
+    `app` ("module:attr", a `VoiceApp` or a no-argument factory of one), that app instead; agent
+    names its routes use are looked up under `agents` first."""
+    if app is not None:
+        return _load_app(config, app)
     if config.agent in config.agents:
         from voxgate.agent.pipeline import PipelineAgent
 
@@ -33,10 +38,27 @@ def build_agent(config: ServerConfig) -> Agent:
     return load_agent(config.agent)
 
 
+def _load_app(config: ServerConfig, spec: str) -> Agent:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise AgentError(f"--app {spec!r}: expected MODULE:ATTR, e.g. myivr:app")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise AgentError(f"--app {spec!r}: cannot load it: {exc}") from exc
+    if not isinstance(obj, Agent) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Agent):
+        raise AgentError(f"--app {spec!r} is a {type(obj).__name__}, not a VoiceApp (or an Agent)")
+    if hasattr(obj, "agent_loader"):  # a VoiceApp: let its routes name agents from the config
+        obj.agent_loader = lambda name: build_agent(config.model_copy(update={"agent": name}))
+    return obj
+
+
 class VoxgateServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, app: str | None = None) -> None:
         self.config = config
-        self.agent = build_agent(config)
+        self.agent = build_agent(config, app)
         self._prepare: asyncio.Task[None] | None = None
 
         self.ari_client: AriClient | None = None
@@ -106,6 +128,9 @@ class VoxgateServer:
             format=ari.media_format,
             transfer_context=ari.transfer_context,
         )
+        attach_router = getattr(self.agent, "attach_router", None)
+        if attach_router is not None:  # a VoiceApp routes on the ARI call context
+            attach_router(self.ari_router)
         await self.ari_events.start(wait=False)
         self._ari_watch = asyncio.create_task(self._watch_ari(ari.url), name="ari-watch")
 
