@@ -23,22 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 
+from stats import summary
 from voxgate.telephony.ari import AriClient, AriEvents, ChannelVarset
 
 ROOT = Path(__file__).resolve().parent.parent
 SINK: list[Callable[[ChannelVarset], None]] = [lambda ev: None]
 
 
-def pct(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values)
-    return {
-        "n": len(values),
-        "p50": round(float(np.percentile(arr, 50)), 3),
-        "p99": round(float(np.percentile(arr, 99)), 3),
-        "max": round(float(arr.max()), 3),
-    }
+def pct(values: list[float]) -> dict[str, float | None]:
+    return summary(values, ("n", "p50", "p99", "max"))
 
 
 async def start_fake() -> tuple[asyncio.subprocess.Process, int]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stats import summary
 from voxgate.agent.config import AgentConfig, ProviderConfig
 from voxgate.agent.pipeline import PipelineAgent
 from voxgate.agent.runner import ConversationRunner, RunnerOptions
@@ -136,18 +137,12 @@ async def run(n: int) -> dict[str, object]:
     await server.stop()
     latencies, missed = stop_latencies(caller, onsets)
     events = [e for r in runners for e in r.record.entries if e.role == "event" and e.text == "paused"]
-    a = np.asarray(latencies) if latencies else np.asarray([np.nan])
     return {
         "interruptions": len(onsets),
         "measured": len(latencies),
         "agent_not_talking_at_onset": missed,
         "pauses_recorded": len(events),
-        "stop_ms": {
-            "p50": round(float(np.percentile(a, 50)), 1),
-            "p90": round(float(np.percentile(a, 90)), 1),
-            "max": round(float(a.max()), 1),
-            "min": round(float(a.min()), 1),
-        },
+        "stop_ms": summary(latencies, ("p50", "p90", "max", "min"), ndigits=1),
         "samples_ms": [round(v, 1) for v in latencies],
     }
 

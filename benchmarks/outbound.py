@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stats import summary
 from voxgate.telephony.outbound import CallOutcome, CallStatus, OutboundQueue, OutboundRequest, TokenBucket
 
 
@@ -74,23 +75,9 @@ async def run(n: int, cps: float, burst: int) -> dict:
         "wall_s": round(wall, 3),
         "ideal_last_start_s": round(float(ideal[-1]), 3),
         "achieved_cps": round((n - burst) / float(steady[-1] - steady[0]), 3) if n > burst else None,
-        "sched_error_ms": {
-            "p50": round(float(np.percentile(err_ms, 50)), 3),
-            "p99": round(float(np.percentile(err_ms, 99)), 3),
-            "max": round(float(err_ms.max()), 3),
-            "min": round(float(err_ms.min()), 3),
-            "last": round(float(err_ms[-1]), 3),
-        },
-        "grant_error_ms": {
-            "p50": round(float(np.percentile(grant_err_ms, 50)), 3),
-            "p99": round(float(np.percentile(grant_err_ms, 99)), 3),
-            "max": round(float(grant_err_ms.max()), 3),
-        },
-        "dispatch_lag_ms": {
-            "p50": round(float(np.percentile(lag_ms, 50)), 3),
-            "p99": round(float(np.percentile(lag_ms, 99)), 3),
-            "max": round(float(lag_ms.max()), 3),
-        },
+        "sched_error_ms": summary(err_ms, ("p50", "p99", "max", "min", "last")),
+        "grant_error_ms": summary(grant_err_ms, ("p50", "p99", "max")),
+        "dispatch_lag_ms": summary(lag_ms, ("p50", "p99", "max")),
         "timer_slack_ms": round(slack_s * 1000, 3),
         "bucket_min_slack_ms": bucket_slack(actual, cps, burst, slack_s)[0],
         "bucket_violations": bucket_slack(actual, cps, burst, slack_s)[1],

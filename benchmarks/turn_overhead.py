@@ -25,8 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
+from stats import summary
 from voxgate.agent.config import AgentConfig, ProviderConfig
 from voxgate.agent.pipeline import PipelineAgent
 from voxgate.agent.runner import ConversationRunner, RunnerOptions
@@ -43,17 +42,8 @@ SPEECH_MS = 800
 TURN_S = 2.6  # speech + endpointing (500 ms) + the reply (~0.5 s) + margin
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    a = np.asarray(values)
-    return {
-        "n": len(values),
-        "p50": round(float(np.percentile(a, 50)), 3),
-        "p90": round(float(np.percentile(a, 90)), 3),
-        "p99": round(float(np.percentile(a, 99)), 3),
-        "max": round(float(a.max()), 3),
-    }
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    return summary(values) if values else {}
 
 
 def build_agent(turns: int, calls: int) -> PipelineAgent:

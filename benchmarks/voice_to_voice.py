@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from stats import summary
 from voxgate.agent.pipeline import default_agent
 from voxgate.agent.runner import ConversationRunner
 from voxgate.audio.convert import convert_all
@@ -147,16 +148,7 @@ def expected_reply(agent: Any, intent: str) -> str:
 
 
 def stats(values: list[float]) -> dict[str, float | None]:
-    v = [x for x in values if x is not None]
-    if not v:
-        return {"median": None, "p90": None, "min": None, "max": None}
-    a = np.array(v)
-    return {
-        "median": round(float(np.median(a)), 1),
-        "p90": round(float(np.percentile(a, 90)), 1),
-        "min": round(float(a.min()), 1),
-        "max": round(float(a.max()), 1),
-    }
+    return summary(values, ("median", "p90", "min", "max"), ndigits=1)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
