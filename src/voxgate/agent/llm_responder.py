@@ -12,15 +12,13 @@ answers the turn instead, so a caller is never left in silence.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 
-from voxgate.agent.responder import Conversation, EndCall, Responder, ResponseItem, Transfer, UserInput
+from voxgate.agent.responder import Action, Conversation, EndCall, Responder, ResponseItem, Transfer, UserInput
 from voxgate.agent.tools import Tool, ToolContext, ToolError, builtin_action, builtin_tool_specs
+from voxgate.log import call_logger
 from voxgate.providers.base import LLM, ChatMessage, ProviderError, TextDelta, ToolCallEvent
-
-log = logging.getLogger("voxgate.agent")
 
 MARKERS = {"[END_CALL]": "agent ended the call", "[VOICEMAIL]": "reached voicemail"}
 _LONGEST_MARKER = max(len(m) for m in MARKERS)
@@ -85,7 +83,7 @@ class LLMResponder:
         self.context = context or ToolContext(call_id="-")
         self.max_tool_rounds = max_tool_rounds
         self.fallback = fallback
-        self._log = logging.LoggerAdapter(log, {"call_id": self.context.call_id})
+        self._log = call_logger("voxgate.agent", self.context.call_id)
 
     def greeting(self) -> str | None:
         return self._greeting
@@ -127,8 +125,8 @@ class LLMResponder:
                     conversation.add(ChatMessage.assistant("".join(said), calls))
             answered = 0
             try:
-                for marker in markers.found:
-                    yield EndCall(MARKERS[marker])
+                if markers.found:
+                    yield EndCall(MARKERS[markers.found[0]])
                     return
                 if not calls:
                     return
@@ -147,7 +145,7 @@ class LLMResponder:
                     conversation.add(ChatMessage.tool_result(call.id, "error: cut off before it finished"))
         self._log.warning("stopped after %d tool rounds", self.max_tool_rounds)
 
-    async def _run_tool(self, call: ToolCallEvent) -> tuple[str, EndCall | Transfer | object | None]:
+    async def _run_tool(self, call: ToolCallEvent) -> tuple[str, Action | None]:
         if call.name in self.builtin:
             try:
                 action = builtin_action(call)

@@ -22,7 +22,7 @@ from voxgate.agent.runner import ConversationRunner
 from voxgate.agent.sentences import SentenceSplitter, for_speech
 from voxgate.agent.tools import Tool, ToolContext, build_tools
 from voxgate.providers import registry
-from voxgate.providers.base import LLM, STT, TTS, VAD, ProviderError
+from voxgate.providers.base import LLM, STT, TTS, VAD, ProviderError, provider_name, warm_up
 from voxgate.providers.fallback import FallbackLLM, FallbackSTT, FallbackTTS
 from voxgate.providers.tts.cache import CachedTTS
 from voxgate.providers.vad.gate import EnergyGatedVAD
@@ -141,13 +141,11 @@ class PipelineAgent:
             await asyncio.to_thread(self.vad_factory)
         except Exception as exc:
             log.warning("loading the VAD failed: %s", exc)
-        for provider in _leaves(self.stt, self.tts):
-            warm = getattr(provider, "warm_up", None) or getattr(provider, "warm", None)
-            if warm is not None:
-                try:
-                    await warm()
-                except Exception as exc:  # a provider that cannot warm up fails on its first call
-                    log.warning("warming up %s failed: %s", type(provider).__name__, exc)
+        for provider in (self.stt, self.tts):
+            try:
+                await warm_up(provider)
+            except Exception as exc:  # a provider that cannot warm up fails on its first call
+                log.warning("warming up %s failed: %s", provider_name(provider), exc)
         if isinstance(self.tts, CachedTTS):
             texts = fixed_sentences(self.config)
             added = await self.tts.prefill(texts)
@@ -186,21 +184,6 @@ def fixed_sentences(config: AgentConfig) -> list[str]:
             if spoken := for_speech(sentence):
                 out.append(spoken)
     return list(dict.fromkeys(out))
-
-
-def _leaves(*providers: object) -> list[object]:
-    """The real providers under fallback wrappers and adapters."""
-    out: list[object] = []
-    for p in providers:
-        pool = getattr(p, "pool", None)
-        inner = getattr(p, "stt", None) or getattr(p, "tts", None)
-        if pool is not None:
-            out.extend(_leaves(*pool.providers))
-        elif inner is not None:
-            out.extend(_leaves(inner))
-        else:
-            out.append(p)
-    return out
 
 
 def default_agent(**overrides: Any) -> PipelineAgent:

@@ -205,6 +205,17 @@ class VAD(Protocol):
     def reset(self) -> None: ...
 
 
+async def warm_up(provider: object) -> None:
+    """Load `provider`'s model now if it has a `warm_up()` (optional on every provider kind).
+
+    Wrappers (fallbacks, adapters, caches) implement `warm_up()` by warming what they wrap, so
+    calling this on the outermost object reaches every model. Failures are the caller's to log.
+    """
+    warm = getattr(provider, "warm_up", None)
+    if warm is not None:
+        await warm()
+
+
 def provider_name(provider: object) -> str:
     """The name a provider logs under: its `name` attribute, else its class name."""
     name = getattr(provider, "name", None)

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from voxgate.audio.format import AudioFormat, AudioFrame
-from voxgate.providers.base import BatchSTT, SpeechEvent
+from voxgate.providers.base import BatchSTT, SpeechEvent, warm_up
 
 
 class BatchSTTStream:
@@ -66,3 +66,6 @@ class BatchSTTAdapter:
 
     def stream(self) -> BatchSTTStream:
         return BatchSTTStream(self._stt, max_seconds=self._max_seconds)
+
+    async def warm_up(self) -> None:
+        await warm_up(self._stt)

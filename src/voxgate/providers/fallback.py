@@ -26,6 +26,7 @@ from voxgate.providers.base import (
     STTStream,
     ToolSpec,
     provider_name,
+    warm_up,
 )
 from voxgate.providers.resilience import ConnectOptions, aclose_quietly, resilient_stream
 
@@ -152,6 +153,14 @@ class _Fallback(Generic[P]):
             self.kind, providers, cooldown=cooldown, options=options, clock=clock
         )
         self.name = _names(providers)
+
+    async def warm_up(self) -> None:
+        """Warm every provider of the list; one that fails is logged and fails over later."""
+        for provider in self.pool.providers:
+            try:
+                await warm_up(provider)
+            except Exception as exc:
+                log.warning("warming up %s failed: %s", provider_name(provider), exc)
 
 
 class FallbackLLM(_Fallback[LLM]):

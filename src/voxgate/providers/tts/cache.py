@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 
 from voxgate.audio.format import AudioFormat, AudioFrame
-from voxgate.providers.base import TTS
+from voxgate.providers.base import TTS, warm_up
 
 log = logging.getLogger("voxgate.providers")
 
@@ -34,6 +34,9 @@ class CachedTTS:
         self._audio: OrderedDict[str, tuple[AudioFrame, ...]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+
+    async def warm_up(self) -> None:
+        await warm_up(self.tts)
 
     def __contains__(self, text: str) -> bool:
         return text in self._audio

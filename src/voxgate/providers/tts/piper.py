@@ -159,6 +159,9 @@ class PiperTTS:
         """The shared voice (loads it if needed; blocking)."""
         return load_voice(self.model_path, self.config_path, self.threads)
 
+    async def warm_up(self) -> None:
+        await self.warm()
+
     async def warm(self) -> None:
         """Load the voice and run one tiny synthesis off the loop, so the first call is fast."""
 

