@@ -113,7 +113,6 @@ class _Reply:
     task: asyncio.Task[None] | None = None
     segments: list[_Segment] = field(default_factory=list)
     written_ms: float = 0.0
-    said: list[str] = field(default_factory=list)
     interrupted: bool = False
     heard: str | None = None
     first_audio: asyncio.Future[float] | None = None
@@ -587,7 +586,6 @@ class ConversationRunner:
             return
         segment = _Segment(sentence, reply.written_ms, reply.written_ms)
         reply.segments.append(segment)
-        reply.said.append(sentence)
         out = self._out
         async with aclosing(self.tts.synthesize(text)) as frames:
             async for frame in frames:
@@ -641,7 +639,7 @@ class ConversationRunner:
                 await self.call.hangup(f"transfer to {action.target}")
 
     def _finish_reply(self, reply: _Reply) -> None:
-        said = " ".join(reply.said)
+        said = " ".join(seg.text for seg in reply.segments)
         if reply.interrupted:
             self.conversation.truncate_reply(reply.mark, reply.heard or "")
         if said:
