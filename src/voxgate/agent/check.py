@@ -53,11 +53,12 @@ def check_config(path: str) -> tuple[list[str], list[str]]:
         try:
             from voxgate.agent.base import available_agents
 
-            if config.agent not in available_agents():
+            registered = available_agents()
+            if config.agent not in registered:
                 defined = ", ".join(config.agents) or "none"
                 problems.append(
                     f"agent: {config.agent!r} is neither defined under agents ({defined}) nor a "
-                    f"registered agent ({', '.join(available_agents())}); fix the name or add it under agents"
+                    f"registered agent ({', '.join(registered)}); fix the name or add it under agents"
                 )
         except ImportError:  # pragma: no cover
             pass

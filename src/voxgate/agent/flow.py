@@ -360,7 +360,6 @@ class FlowResponder:
             return
         f.attempts += 1
         if f.attempts > slot.retries:
-            self._state = None
             self._miss(out)
         elif answer is False:
             f.pending = None
@@ -406,7 +405,6 @@ class FlowResponder:
     def _retry(self, f: _Filling, slot: SlotConfig, out: _Reply) -> None:
         f.attempts += 1
         if f.attempts > slot.retries:
-            self._state = None
             self._miss(out)
             return
         out.say(self.config.slot_retry)

@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 
-from voxgate.agent.responder import Action, Conversation, EndCall, Responder, ResponseItem, Transfer, UserInput
+from voxgate.agent.responder import (
+    Action,
+    Conversation,
+    EndCall,
+    Responder,
+    ResponseItem,
+    Transfer,
+    UserInput,
+)
 from voxgate.agent.tools import Tool, ToolContext, ToolError, builtin_action, builtin_tool_specs
 from voxgate.log import call_logger
 from voxgate.providers.base import LLM, ChatMessage, ProviderError, TextDelta, ToolCallEvent

@@ -121,5 +121,5 @@ class _Webhook:
                 data = json.loads(text)
             except ValueError:
                 return _truncate(text.strip(), MAX_RESULT_CHARS)
-            return _truncate(data, MAX_RESULT_CHARS) if isinstance(data, str) else _result_text(data)
+            return _result_text(data)
         return _truncate(text.strip(), MAX_RESULT_CHARS) or f"ok (HTTP {status})"

@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from voxgate.providers.vad.silero import SUPPORTED_RATES, load_window, window_samples
+from voxgate.providers.vad.silero import SUPPORTED_RATES as SUPPORTED_RATES  # re-exported
+from voxgate.providers.vad.silero import load_window, window_samples
 
 INSTALL_HINT = (
     "pip install onnxruntime (it also comes with voxgate[offline]), or use the 'silero-lite' VAD, "
