@@ -386,3 +386,25 @@ async def test_closing_the_reply_at_its_last_words_leaves_no_unanswered_tool_cal
     assert items == ["One", " moment", " ", "["]  # the held bracket, flushed at the end of the stream
     await gen.aclose()
     assert_every_tool_call_answered(conv.messages)
+
+
+async def test_transfer_targets_from_the_agent_config_bound_the_transfer_tool() -> None:
+    from voxgate.agent.config import AgentConfig, ProviderConfig
+    from voxgate.agent.pipeline import PipelineAgent
+    from voxgate.testing.harness import SimulatedCall
+
+    config = AgentConfig(
+        stt=[ProviderConfig(name="scripted")],
+        llm=[ProviderConfig(name="scripted")],
+        tts=[ProviderConfig(name="scripted")],
+        vad=ProviderConfig(name="scripted"),
+        transfer_targets=["operator", "sales"],
+    )
+    responder = PipelineAgent(config).responder(SimulatedCall())
+    assert isinstance(responder, LLMResponder)
+    [spec] = [s for s in responder.specs if s.name == "transfer_call"]
+    assert spec.parameters["properties"]["target"]["enum"] == ["operator", "sales"]
+    result, action = await responder._run_tool(ToolCallEvent("c1", "transfer_call", {"target": "900"}))
+    assert action is None and result.startswith("error")
+    result, action = await responder._run_tool(ToolCallEvent("c2", "transfer_call", {"target": "sales"}))
+    assert action == Transfer("sales")

@@ -121,6 +121,11 @@ class AgentConfig(BaseModel):
         description="Sentences whose audio is kept and replayed instantly (greeting, the flow's fixed "
         "replies, anything said before); 0: off",
     )
+    transfer_targets: list[str] | None = Field(
+        None,
+        description="The only places transfer_call may send a caller (extensions, queues); None: "
+        "any. Set it: a caller must not be able to talk the model into dialling elsewhere",
+    )
     flow: FlowConfig | None = Field(
         None, description="Flow/FAQ agent: answers without an LLM, and when the LLM fails"
     )

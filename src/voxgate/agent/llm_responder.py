@@ -82,12 +82,17 @@ class LLMResponder:
         context: ToolContext | None = None,
         max_tool_rounds: int = 4,
         fallback: Responder | None = None,
+        transfer_targets: Sequence[str] | None = None,
     ) -> None:
         self.llm = llm
         self._greeting = greeting
         self.tools = {t.name: t for t in tools}
         self.builtin = frozenset(builtin_tools)
-        self.specs = [*builtin_tool_specs(builtin_tools), *(t.spec for t in tools)]
+        self.transfer_targets = transfer_targets
+        self.specs = [
+            *builtin_tool_specs(builtin_tools, transfer_targets=transfer_targets),
+            *(t.spec for t in tools),
+        ]
         self.context = context or ToolContext(call_id="-")
         self.max_tool_rounds = max_tool_rounds
         self.fallback = fallback
@@ -156,7 +161,7 @@ class LLMResponder:
     async def _run_tool(self, call: ToolCallEvent) -> tuple[str, Action | None]:
         if call.name in self.builtin:
             try:
-                action = builtin_action(call)
+                action = builtin_action(call, transfer_targets=self.transfer_targets)
             except ToolError as exc:
                 return f"error: {exc}", None
             if action is not None:

@@ -111,6 +111,7 @@ class PipelineAgent:
             builtin_tools=self.config.builtin_tools,
             context=ToolContext(call_id=call.call_id),
             fallback=flow,
+            transfer_targets=self.config.transfer_targets,
         )
 
     async def handle(self, call: CallAudio) -> None:

@@ -222,9 +222,11 @@ class VirtualCaller(asyncio.Protocol):
     def append_audio(self, pcm: bytes) -> int:
         """Queue more speech (pcm16 at the call rate, padded to whole frames) after what is
         queued; returns the sample it starts at in the caller's audio."""
+        audio = self.script.audio
+        audio += bytes(-len(audio) % self._frame_bytes)  # what is queued ends on a frame boundary
         pcm += bytes(-len(pcm) % self._frame_bytes)
-        start = len(self.script.audio) // 2
-        self.script.audio += pcm
+        start = len(audio) // 2
+        self.script.audio = audio + pcm
         return start
 
     def spoken_at(self, sample: int) -> float:
@@ -236,7 +238,7 @@ class VirtualCaller(asyncio.Protocol):
         if i < 0 or not self.sent[i][0] <= sample < self.sent[i][0] + per_frame:
             raise ValueError(f"sample {sample} has not been sent (track=True is needed)")
         first, written = self.sent[i]
-        return written - (first + per_frame - sample) / self.script.rate
+        return written - (first + per_frame - 1 - sample) / self.script.rate
 
     def agent_audio_after(self, t: float, level: int = 1) -> float | None:
         """Arrival time of the first frame of agent audio (peak ≥ `level`) at or after `t`."""

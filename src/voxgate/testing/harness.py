@@ -69,7 +69,7 @@ class SimulatedCall:
 
     @property
     def agent_audio_ms(self) -> float:
-        return sum(FRAME_MS for _, audio in self.sent if audio)
+        return self.output.audio_frames_sent * FRAME_MS
 
     def agent_talking(self) -> bool:
         """Whether the last outbound frame was agent audio."""
