@@ -137,7 +137,6 @@ class AriCallRouter:
         # connection may both arrive before the REST answer does.
         self.calls[call_uuid] = ctx
         self._by_caller[channel.id] = call_uuid
-        ctx.media_call = self._media.get(call_uuid)
         info = (ctx.caller_number, ctx.exten, channel.id, list(event.args))
         ctx.log.info("ARI call from %r to %r on channel %s (args %s)", *info)
         self._spawn(self._setup(ctx, answered=channel.state == "Up"))

@@ -88,7 +88,7 @@ def _banner(name: str) -> list[str]:
 def _after_audiosocket(config: ServerConfig, target: str) -> list[str]:
     """Ask voxgate how the call ended (GET /calls/<uuid>/outcome through CURL()) and go on from it:
     AudioSocket returns the same way for a goodbye, a transfer and a refusal when voxgate is full."""
-    host = target.rsplit(":", 1)[0]
+    host, _ = parse_hostport(target, field="AudioSocket target")  # drops IPv6 brackets
     _, http_port = parse_hostport(config.http.listen, field="http.listen")
     url = f"http://{format_hostport(host, http_port)}/calls/${{VOXGATE_ID}}/outcome"
     return [

@@ -138,7 +138,9 @@ class VoiceApp:
     async def prepare(self) -> None:
         """Let the agents known now (default, `agents`, routes) load their models; the server
         calls this at start."""
-        known = [self.default_agent, *self.agents.values(), *(r.agent for r in self.routes)]
+        default_route_agent = self._default.agent if self._default is not None else None
+        routed = (r.agent for r in self.routes)
+        known = [self.default_agent, default_route_agent, *self.agents.values(), *routed]
         agents = {id(a): a for a in known if a is not None and not isinstance(a, str)}
         for agent in agents.values():
             if (prepare := getattr(agent, "prepare", None)) is not None:

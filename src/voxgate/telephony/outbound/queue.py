@@ -274,9 +274,7 @@ class OutboundQueue:
                 outcome = await self._originate(req)
         except TimeoutError:
             outcome = CallOutcome.failed("originate_timeout")
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
+        except Exception as e:  # not CancelledError (a BaseException): that ends the attempt
             call._log.warning("originate raised %s: %s", type(e).__name__, e)
             outcome = CallOutcome.failed(f"originate_error: {type(e).__name__}")
         call.outcome = outcome
