@@ -39,10 +39,10 @@ from voxgate.agent.responder import (
 )
 from voxgate.agent.sentences import SentenceSplitter, for_speech
 from voxgate.agent.turns import BargeInOptions, SpeechEnded, SpeechStarted, TurnDetector, TurnOptions
-from voxgate.audio.convert import convert_all
 from voxgate.audio.dtmf import dtmf_tones
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
 from voxgate.providers.base import STT, TTS, VAD, ProviderError
+from voxgate.providers.batch_stt import transcribe_utterance
 from voxgate.transports.base import CallAudio, Dtmf
 
 log = logging.getLogger("voxgate.agent")
@@ -434,21 +434,9 @@ class ConversationRunner:
 
     async def _recognize(self, pcm: bytes) -> str:
         """The final transcript of one utterance (pcm16 at the turn detector's rate)."""
-        text = ""
-        stream = self.stt.stream()
-        try:
-            if self.turns.format != self.stt.input_format:
-                pcm = convert_all(pcm, self.turns.format, self.stt.input_format)
-            stream.push_audio(AudioFrame(pcm, self.stt.input_format))
-            stream.end_input()
-            async with asyncio.timeout(self.options.stt_timeout_s):
-                async for event in stream:
-                    if event.kind == "final" and event.text.strip():
-                        text = f"{text} {event.text.strip()}".strip()
-        finally:
-            with contextlib.suppress(Exception):
-                await stream.aclose()
-        return text
+        return await transcribe_utterance(
+            self.stt, pcm, self.turns.format, timeout_s=self.options.stt_timeout_s
+        )
 
     async def _take_turn(self, turn: UserInput, timing: TurnTiming, *, speech: bool) -> None:
         if self._ending:  # recorded, not answered

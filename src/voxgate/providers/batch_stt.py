@@ -7,10 +7,32 @@ buffered audio transcribed, and one final, endpointed `SpeechEvent` comes out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
+from voxgate.audio.convert import convert_all
 from voxgate.audio.format import AudioFormat, AudioFrame
-from voxgate.providers.base import BatchSTT, SpeechEvent, warm_up
+from voxgate.providers.base import STT, BatchSTT, SpeechEvent, warm_up
+
+
+async def transcribe_utterance(stt: STT, pcm: bytes, fmt: AudioFormat, *, timeout_s: float) -> str:
+    """The final transcript of one whole utterance (`pcm` in `fmt`, converted for `stt`), its
+    final events joined. Raises `TimeoutError` after `timeout_s`, and what the provider raises."""
+    text = ""
+    stream = stt.stream()
+    try:
+        if fmt != stt.input_format:
+            pcm = convert_all(pcm, fmt, stt.input_format)
+        stream.push_audio(AudioFrame(pcm, stt.input_format))
+        stream.end_input()
+        async with asyncio.timeout(timeout_s):
+            async for event in stream:
+                if event.kind == "final" and event.text.strip():
+                    text = f"{text} {event.text.strip()}".strip()
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()
+    return text
 
 
 class BatchSTTStream:

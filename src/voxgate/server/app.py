@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from voxgate.agent.base import Agent, AgentError, load_agent
 from voxgate.agent.runner import ConversationRunner
-from voxgate.config import ServerConfig, parse_hostport
+from voxgate.config import ServerConfig, format_hostport, parse_hostport
 from voxgate.server.http import build_http_app
 from voxgate.server.metrics import TurnMetrics
 from voxgate.telephony.ari import AriClient, AriEvents
@@ -115,7 +115,6 @@ class VoxgateServer:
             log.error("ari.media_host is not set; ARI calls will not be answered")
             return
         port = self.audiosocket.sockets[0][1]
-        host = f"[{ari.media_host}]" if ":" in ari.media_host else ari.media_host
         self.ari_client = AriClient(ari.url, ari.username, ari.password, ari.app)
         self.ari_events = AriEvents(
             self.ari_client, subscribe_all=ari.subscribe_all, backoff_max=ari.reconnect_max_s
@@ -124,7 +123,7 @@ class VoxgateServer:
             self.ari_client,
             self.ari_events,
             app=ari.app,
-            media_host_port=f"{host}:{port}",
+            media_host_port=format_hostport(ari.media_host, port),
             format=ari.media_format,
             transfer_context=ari.transfer_context,
         )

@@ -17,11 +17,11 @@ from typing import Any
 
 from voxgate.agent.base import Agent, load_agent
 from voxgate.agent.turns import SpeechEnded, TurnDetector, TurnEvent, TurnOptions
-from voxgate.audio.convert import convert_all
 from voxgate.audio.dtmf import dtmf_tones
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
 from voxgate.audio.wav import read_wav
 from voxgate.providers.base import STT, TTS, VAD
+from voxgate.providers.batch_stt import transcribe_utterance
 from voxgate.transports.base import CallAudio
 from voxgate.transports.base import Dtmf as InboundDtmf
 
@@ -180,9 +180,10 @@ class CallSession:
             return await self._ari("send_dtmf", "send_dtmf", digits)  # Asterisk sends RFC 4733
         await self._play(AudioFrame(dtmf_tones(digits, rate=8000), AudioFormat(Encoding.PCM16, 8000)))
 
-    async def listen(self, timeout_s: float = 5.0) -> str:
+    async def listen(self, timeout_s: float = 5.0, stt_timeout_s: float = 10.0) -> str:
         """The caller's next utterance (VAD turn, then STT); "" if no speech starts within
-        `timeout_s` or the call ends. Once speech starts, waits for the turn to end."""
+        `timeout_s` or the call ends. Once speech starts, waits for the turn to end; the STT gets
+        `stt_timeout_s` for the transcript (`TimeoutError` past it)."""
         if self.stt is None or self.vad_factory is None:
             raise NotSupported("listen() needs an STT and a VAD: give the VoiceApp stt and vad_factory")
         self._check_free("listen")
@@ -200,15 +201,8 @@ class CallSession:
             self._on_audio = None
         ended = turn[1]
         assert isinstance(ended, SpeechEnded)
-        stt, stream = self.stt, self.stt.stream()
-        try:
-            pcm = convert_all(ended.audio, detector.format, stt.input_format)
-            stream.push_audio(AudioFrame(pcm, stt.input_format))
-            stream.end_input()
-            texts = [e.text.strip() async for e in stream if e.kind == "final" and e.text.strip()]
-        finally:
-            await stream.aclose()
-        self.events.put_nowait(Transcript(text := " ".join(texts)))
+        text = await transcribe_utterance(self.stt, ended.audio, detector.format, timeout_s=stt_timeout_s)
+        self.events.put_nowait(Transcript(text))
         return text
 
     async def listen_dtmf(self, timeout_s: float = 5.0, digits: int = 1, terminator: str | None = "#") -> str:
