@@ -74,7 +74,13 @@ class AudioSocketConfig(_Model):
 
 
 class HttpConfig(_Model):
-    listen: str = Field("0.0.0.0:8080", description="HOST:PORT for /health, /ready, /metrics")
+    listen: str = Field("0.0.0.0:8080", description="HOST:PORT for /health, /ready, /metrics and /calls")
+    api_token: str | None = Field(
+        None,
+        repr=False,
+        description="Bearer token for the calls API (POST/GET/DELETE /calls); without one, only "
+        "clients on this machine (loopback) may place calls. Prefer the env VOXGATE_API_TOKEN",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -129,6 +135,18 @@ class AriConfig(_Model):
         "slin16",
         description="Audio format of the externalMedia AudioSocket leg: slin16 (wideband; needs "
         "Asterisk 20.17 / 21.12 / 22.7 / 23.1 or newer) or slin (8 kHz, any version)",
+    )
+    rtp_format: Literal["ulaw", "alaw"] = Field(
+        "ulaw",
+        description="Codec of the RTP media leg (media: rtp). Only G.711: Asterisk 22 discards RTP "
+        "slin16 sent back to it; use media audiosocket or websocket for 16 kHz",
+    )
+    rtp_bind: str = Field(
+        "0.0.0.0",
+        description="Local address the RTP media legs bind their UDP ports on (media: rtp)",
+    )
+    websocket_format: Literal["slin16", "slin", "ulaw", "alaw"] = Field(
+        "slin16", description="Audio format of the chan_websocket media leg (media: websocket)"
     )
     transfer_context: str | None = Field(
         None,
@@ -232,6 +250,42 @@ class AriConfig(_Model):
         return host
 
 
+class OutboundConfig(_Model):
+    calls_per_second: float = Field(1.0, gt=0, le=1000, description="Most outbound calls started per second")
+    max_concurrent: int = Field(10, ge=1, description="Most outbound calls from dialling to hangup at once")
+    max_queued: int = Field(1000, ge=1, description="Most outbound calls waiting; more are refused (429)")
+    endpoint_template: str = Field(
+        "PJSIP/{number}",
+        description="Dial string for a phone number, e.g. PJSIP/{number}@mytrunk; a 'to' that is "
+        "already an endpoint (PJSIP/1000) is dialled as is",
+    )
+    caller_id: str | None = Field(None, description="Default caller id, e.g. '\"Clinic\" <+15551230000>'")
+    amd: bool = Field(
+        False,
+        description="Answering-machine detection: dial through the amd_context (AMD() then Stasis), "
+        "printed by voxgate asterisk-config",
+    )
+    amd_context: str = Field("voxgate-outbound", description="Dialplan context that runs AMD() then Stasis()")
+    screen_s: float = Field(
+        3.0,
+        ge=0,
+        le=30,
+        description="Listen this long for the callee's first words and check them for a voicemail "
+        "greeting (calls AMD did not mark as a person); 0 turns it off",
+    )
+
+    @field_validator("endpoint_template")
+    @classmethod
+    def _check_template(cls, v: str) -> str:
+        if "{number}" not in v or "/" not in v:
+            raise PydanticCustomError(
+                "endpoint_template",
+                "{value} needs a technology and a {{number}} placeholder, e.g. PJSIP/{{number}}@mytrunk",
+                {"value": repr(v)},
+            )
+        return v
+
+
 class ServerConfig(_Model):
     agent: str = Field(
         DEFAULT_AGENT,
@@ -243,6 +297,10 @@ class ServerConfig(_Model):
     http: HttpConfig = HttpConfig()
     ari: AriConfig | None = Field(
         None, description="Asterisk REST Interface (call control); off unless ari.url is set"
+    )
+    outbound: OutboundConfig = Field(
+        OutboundConfig(),
+        description="Outbound calls (POST /calls); they need ari",  # type: ignore[call-arg]
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
@@ -328,6 +386,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         data = loaded or {}
     # precedence: flags (overrides) > environment > file > defaults
     env = {f"ari.{field}": os.environ[name] for field, name in ARI_ENV.items() if os.environ.get(name)}
+    if os.environ.get("VOXGATE_API_TOKEN"):
+        env["http.api_token"] = os.environ["VOXGATE_API_TOKEN"]
     for dotted, value in [*env.items(), *(overrides or {}).items()]:
         node = data
         *parents, leaf = dotted.split(".")

@@ -9,17 +9,24 @@ import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from voxgate.agent.base import Agent, AgentError, load_agent
 from voxgate.agent.runner import ConversationRunner
-from voxgate.config import ServerConfig, format_hostport, parse_hostport
+from voxgate.config import ServerConfig, parse_hostport
+from voxgate.server.calls_api import add_calls_api
 from voxgate.server.http import build_http_app
 from voxgate.server.metrics import TurnMetrics
 from voxgate.telephony.ari import AriClient, AriEvents
 from voxgate.telephony.ari_calls import AriCallRouter
+from voxgate.telephony.ari_media import MediaSettings
+from voxgate.telephony.ari_outbound import AriOriginator
+from voxgate.telephony.outbound import OutboundQueue
+from voxgate.telephony.outbound.answered import run_answered
+from voxgate.telephony.session import CallSession
 from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
 
 log = logging.getLogger("voxgate.server")
@@ -64,12 +71,14 @@ class VoxgateServer:
         self.ari_client: AriClient | None = None
         self.ari_events: AriEvents | None = None
         self.ari_router: AriCallRouter | None = None
+        self.outbound: OutboundQueue | None = None
         self._ari_watch: asyncio.Task[None] | None = None
+        self._named_agents: dict[str, Agent] = {config.agent: self.agent} if app is None else {}
 
         async def handle(call: AudioSocketCall) -> None:
             if self.ari_router is not None:  # an ARI call's media leg, or a dialplan-only call
                 self.ari_router.attach_media(call)
-            await self.agent.handle(call)
+            await self.run_call(call)
 
         self.audiosocket = AudioSocketServer(config.audiosocket, handle)
         self._runner: web.AppRunner | None = None
@@ -83,9 +92,14 @@ class VoxgateServer:
         host, port = parse_hostport(self.config.audiosocket.listen, field="audiosocket.listen")
         await self.audiosocket.start(host, port)
         await self._start_ari()
-        self._runner = web.AppRunner(
-            build_http_app(self.audiosocket, self._not_ready, self._add_turn_metrics), access_log=None
+        http_app = build_http_app(self.audiosocket, self._not_ready, self._add_turn_metrics)
+        add_calls_api(
+            http_app,
+            lambda: self.outbound,
+            token=self.config.http.api_token,
+            default_agent=self.config.agent,
         )
+        self._runner = web.AppRunner(http_app, access_log=None)
         await self._runner.setup()
         prepare = getattr(self.agent, "prepare", None)
         if prepare is not None:  # load models in the background: the listeners are up already
@@ -108,10 +122,7 @@ class VoxgateServer:
         ari = self.config.ari
         if ari is None:
             return
-        if ari.media != "audiosocket":
-            log.error("ari.media=%s is not supported yet; ARI calls will not be answered", ari.media)
-            return
-        if not ari.media_host:
+        if not ari.media_host and ari.media != "websocket":
             log.error("ari.media_host is not set; ARI calls will not be answered")
             return
         port = self.audiosocket.sockets[0][1]
@@ -119,19 +130,84 @@ class VoxgateServer:
         self.ari_events = AriEvents(
             self.ari_client, subscribe_all=ari.subscribe_all, backoff_max=ari.reconnect_max_s
         )
+        media = MediaSettings(
+            kind=ari.media,
+            host=ari.media_host or "",
+            audiosocket_port=port,
+            audiosocket_format=ari.media_format,
+            rtp_format=ari.rtp_format,
+            rtp_bind=ari.rtp_bind,
+            websocket_format=ari.websocket_format,
+        )
         self.ari_router = AriCallRouter(
             self.ari_client,
             self.ari_events,
             app=ari.app,
-            media_host_port=format_hostport(ari.media_host, port),
-            format=ari.media_format,
+            media=media,
             transfer_context=ari.transfer_context,
+            clock=self.audiosocket.clock,
+            run_call=self.run_call,
+            media_for=getattr(self.agent, "media_for", None),
+        )
+        out = self.config.outbound
+        originator = AriOriginator(
+            self.ari_router, amd_context=out.amd_context if out.amd else None, caller_id=out.caller_id
+        )
+        self.outbound = OutboundQueue(
+            originator.originate,
+            calls_per_second=out.calls_per_second,
+            max_concurrent=out.max_concurrent,
+            max_queued=out.max_queued,
+            endpoint_template=out.endpoint_template,
         )
         attach_router = getattr(self.agent, "attach_router", None)
         if attach_router is not None:  # a VoiceApp routes on the ARI call context
             attach_router(self.ari_router)
         await self.ari_events.start(wait=False)
         self._ari_watch = asyncio.create_task(self._watch_ari(ari.url), name="ari-watch")
+
+    async def run_call(self, call: Any) -> None:
+        """Run the agent on one call's media leg (AudioSocket, or an ARI call's RTP / WebSocket);
+        an outbound call runs its request's agent or handler, after the machine checks."""
+        ctx = getattr(call, "context", None)
+        request = getattr(ctx, "outbound", None)
+        if request is None:
+            await self.agent.handle(call)
+            return
+        session = self.session(call, ctx)
+        session.start()
+        try:
+            screen_s = self.config.outbound.screen_s
+            await run_answered(session, request, amd=getattr(ctx, "amd", None), screen_s=screen_s)
+        finally:
+            if not session.ended:
+                await session.hangup("outbound call done")
+            await session.close()
+
+    def session(self, call: Any, ctx: Any = None) -> CallSession:
+        """A `CallSession` on `call` with the providers of the agent that answers calls."""
+        make = getattr(self.agent, "session", None)
+        if make is not None:  # a VoiceApp
+            return make(call, ctx)  # type: ignore[no-any-return]
+        return CallSession(
+            call,
+            tts=getattr(self.agent, "tts", None),
+            stt=getattr(self.agent, "stt", None),
+            vad_factory=getattr(self.agent, "vad_factory", None),
+            context=ctx,
+            agents=self.agent_named,
+            ari=self.ari_client,
+        )
+
+    def agent_named(self, name: str) -> Agent:
+        """An agent by name (`agents:` in the config, or registered), built once."""
+        resolve = getattr(self.agent, "resolve_agent", None)
+        if resolve is not None:
+            return resolve(name)  # type: ignore[no-any-return]
+        found = self._named_agents.get(name)
+        if found is None:
+            found = self._named_agents[name] = build_agent(self.config.model_copy(update={"agent": name}))
+        return found
 
     async def _watch_ari(self, url: str) -> None:
         events = self.ari_events
@@ -160,6 +236,8 @@ class VoxgateServer:
     def _not_ready(self) -> str | None:
         if self._prepare is not None and not self._prepare.done():
             return "loading models"
+        if self.ari_events is not None and not self.ari_events.is_connected():
+            return "ARI events socket not connected: calls sent to Stasis() are dropped"
         return None
 
     def _add_turn_metrics(self, registry: CollectorRegistry) -> None:
@@ -173,6 +251,8 @@ class VoxgateServer:
         self.agent.on_runner = attach
 
     async def stop(self) -> None:
+        if self.outbound is not None:
+            await self.outbound.close(drain_s=2.0)
         if self._ari_watch is not None:
             self._ari_watch.cancel()
         if self.ari_events is not None:

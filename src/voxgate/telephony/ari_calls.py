@@ -1,9 +1,14 @@
-"""Answer calls that enter `Stasis(APP)`: bridge the caller with an AudioSocket media leg to us.
+"""Answer calls that enter `Stasis(APP)`: bridge the caller with a media leg to us.
 
 Per call (ari.md §5, audiosocket.md §7 option 2): answer → mixing bridge → add the caller →
-`externalMedia(encapsulation=audiosocket, transport=tcp, data=<uuid>, channelId=<uuid>)`; the
-media channel's StasisStart (args `[uuid]`) → add it to the bridge. Asterisk connects to our
-AudioSocket server with that UUID and the agent runs on it as on any AudioSocket call.
+`externalMedia(channelId=<uuid>)` (AudioSocket by default, or RTP or chan_websocket, see
+`ari_media`) → the media channel's StasisStart → add it to the bridge. On the AudioSocket path
+Asterisk connects to our listener with that UUID and the agent runs on it as on any AudioSocket
+call; for RTP and WebSocket the router opens the leg itself and runs the agent (`run_call`) once
+the leg is in the bridge, so the greeting is not spoken into a channel nobody hears yet.
+
+Outbound calls (`ari_outbound`) come here too: their channel enters Stasis when answered.
+After the events socket reconnects, calls whose caller vanished while it was down are ended.
 
 Caller leaves → hang up the media channel, destroy the bridge. Media leg ends first (the agent
 hung up or transferred) → hang up the caller, or for a transfer `continue` it to
@@ -16,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid as uuidlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from voxgate.audio.pacer import MediaClock
 from voxgate.log import call_logger
 
 from .ari import (
@@ -26,25 +33,18 @@ from .ari import (
     AriError,
     AriEvents,
     ChannelDestroyed,
+    ChannelDtmfReceived,
     ChannelEvent,
     ChannelHangupRequest,
     StasisEnd,
     StasisStart,
 )
+from .ari_media import MEDIA_CHANNEL_PREFIXES, MediaCall, MediaKind, MediaSettings, open_media
 
 log = logging.getLogger("voxgate.ari.calls")
 
-MEDIA_PREFIX = "AudioSocket/"
 MEDIA_GRACE_S = 1.0  # wait this long for the AudioSocket connection of a media channel that ended
-
-
-class MediaCall(Protocol):  # what the router needs of an `AudioSocketCall`
-    call_id: str
-    outcome: str | None
-    end_cause: str | None
-
-    async def wait_ended(self) -> None: ...
-    async def hangup(self, reason: str = ...) -> None: ...
+RunCall = Callable[[Any], Awaitable[None]]
 
 
 @dataclass
@@ -58,15 +58,35 @@ class CallContext:
     context: str = ""
     args: tuple[str, ...] = ()
     bridge_id: str | None = None
+    media: MediaKind = "audiosocket"
     media_created: bool = False
     media_in_stasis: bool = False
+    media_bridged: bool = False
+    agent_started: bool = False
     ended: bool = False
     media_call: MediaCall | None = None
+    leg: Any = None  # the RTP / WebSocket leg voxgate opened (None on the AudioSocket path)
+    outbound: Any = None  # the OutboundRequest of a call we placed
+    amd: str | None = None  # AMD() result of an outbound call: human / machine / notsure
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     log: Any = field(default=None, repr=False)  # LoggerAdapter carrying call_id=uuid
+
+    @property
+    def direction(self) -> str:
+        return "outbound" if self.outbound is not None else "inbound"
+
+
+@dataclass
+class _Dialing:
+    """An outbound channel we originated that has not entered Stasis yet."""
+
+    request: Any
+    answered: asyncio.Future[CallContext | int]  # the call's context, or the hangup cause
+    amd: bool = False
 
 
 class AriCallRouter:
-    """Routes Stasis calls to AudioSocket media legs; see the module docstring."""
+    """Routes Stasis calls to media legs; see the module docstring."""
 
     def __init__(
         self,
@@ -74,23 +94,34 @@ class AriCallRouter:
         events: AriEvents,
         *,
         app: str,
-        media_host_port: str,
-        format: str = "slin16",
+        media: MediaSettings,
         transfer_context: str | None = None,
+        clock: MediaClock | None = None,
+        run_call: RunCall | None = None,
+        media_for: Callable[[CallContext], MediaKind | None] | None = None,
     ) -> None:
         self.client = client
         self.events = events
         self.app = app
-        self.media_host_port = media_host_port
-        self.format = format
+        self.media = media
         self.transfer_context = transfer_context
+        self.clock = clock or MediaClock()
+        self.run_call = run_call  # runs the agent on RTP / WebSocket legs
+        self.media_for = media_for  # a route's choice of media kind, if any
         self.calls: dict[str, CallContext] = {}  # uuid → context
         self._by_caller: dict[str, str] = {}  # caller channel id → uuid
-        self._media: dict[str, MediaCall] = {}  # live AudioSocket calls by UUID
+        self._media: dict[str, MediaCall] = {}  # live media legs by UUID
+        self._dialing: dict[str, _Dialing] = {}  # originated channel id → pending outcome
         self._tasks: set[asyncio.Task[None]] = set()
         events.on(StasisStart, self._on_stasis_start)
+        events.on(ChannelDtmfReceived, self._on_dtmf)
         for kind in (ChannelHangupRequest, StasisEnd, ChannelDestroyed):
             events.on(kind, self._on_channel_gone)
+        events.reconnect_listeners.append(lambda: self._spawn(self.reconcile()))
+
+    @property
+    def media_host_port(self) -> str:  # the AudioSocket address given to Asterisk
+        return self.media.audiosocket_host_port
 
     # -- public -----------------------------------------------------------------------------
     def attach_media(self, call: MediaCall) -> None:
@@ -101,7 +132,49 @@ class AriCallRouter:
         ctx = self.calls.get(call.call_id)
         if ctx is not None:
             ctx.media_call = call
+            call.context = ctx  # type: ignore[attr-defined]
+            if getattr(call, "send_dtmf", None) is None:  # keys go out through Asterisk (RFC 4733)
+                call.send_dtmf = lambda digits, c=ctx: self._send_dtmf(c, digits)  # type: ignore[attr-defined]
         self._spawn(self._watch_media(call))
+
+    def expect_answer(
+        self, channel_id: str, request: Any, *, amd: bool = False
+    ) -> asyncio.Future[CallContext | int]:
+        """An outbound channel is about to be originated with this id: its StasisStart makes it a
+        call with `request` (the future gets its context); a hangup before that gives the cause."""
+        future: asyncio.Future[CallContext | int] = asyncio.get_running_loop().create_future()
+        self._dialing[channel_id] = _Dialing(request, future, amd)
+        return future
+
+    def forget_dialing(self, channel_id: str) -> None:
+        self._dialing.pop(channel_id, None)
+
+    async def end_call(self, ctx: CallContext, reason: str = "normal") -> None:
+        """Hang the call up (caller, media, bridge)."""
+        await self._end(ctx, hang_caller=reason)
+
+    async def reconcile(self) -> None:
+        """After a reconnect: end calls whose caller channel is gone (its StasisEnd was sent
+        while the socket was down); fail originations whose channel vanished the same way."""
+        try:
+            live = {c.id for c in await self.client.list_channels()}
+        except AriError as exc:
+            log.warning("ARI reconnect: cannot list channels to reconcile calls: %s", exc)
+            return
+        stale = [
+            ctx for ctx in list(self.calls.values()) if not ctx.ended and ctx.caller_channel_id not in live
+        ]
+        for ctx in stale:
+            ctx.log.info(
+                "caller channel %s vanished while the events socket was down: ending", ctx.caller_channel_id
+            )
+            self._spawn(self._end(ctx, hang_caller=None))
+        for channel_id, dialing in list(self._dialing.items()):
+            if channel_id not in live and not dialing.answered.done():
+                dialing.answered.set_result(0)
+                self._dialing.pop(channel_id, None)
+        if stale:
+            log.info("ARI reconnect: ended %d calls whose caller left while disconnected", len(stale))
 
     async def close(self, grace: float = 2.0) -> None:
         """Let running teardowns finish (up to `grace` s), then cancel what is left."""
@@ -118,12 +191,13 @@ class AriCallRouter:
         if ctx is not None:
             self._spawn(self._media_entered(ctx, channel.id))
             return
-        if channel.name.startswith(MEDIA_PREFIX):
+        if channel.name.startswith(MEDIA_CHANNEL_PREFIXES):
             log.debug("StasisStart of a media channel we do not know: %s", channel.name)
             return
         if channel.id in self._by_caller:
             return  # a second StasisStart for a caller we already handle
         call_uuid = str(uuidlib.uuid4())
+        dialing = self._dialing.pop(channel.id, None)
         ctx = CallContext(
             uuid=call_uuid,
             caller_channel_id=channel.id,
@@ -131,18 +205,37 @@ class AriCallRouter:
             exten=channel.exten,
             context=channel.context,
             args=event.args,
+            outbound=dialing.request if dialing is not None else None,
             log=call_logger(log.name, call_uuid),
         )
         # Known before externalMedia is even asked for: its StasisStart and the AudioSocket
         # connection may both arrive before the REST answer does.
         self.calls[call_uuid] = ctx
         self._by_caller[channel.id] = call_uuid
-        info = (ctx.caller_number, ctx.exten, channel.id, list(event.args))
-        ctx.log.info("ARI call from %r to %r on channel %s (args %s)", *info)
-        self._spawn(self._setup(ctx, answered=channel.state == "Up"))
+        if dialing is not None:
+            ctx.log.info(
+                "outbound call to %s answered on channel %s", getattr(dialing.request, "to", "?"), channel.id
+            )
+        else:
+            info = (ctx.caller_number, ctx.exten, channel.id, list(event.args))
+            ctx.log.info("ARI call from %r to %r on channel %s (args %s)", *info)
+        self._spawn(self._setup(ctx, answered=channel.state == "Up", dialing=dialing))
+
+    def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
+        """RTP legs take the caller's keys from ARI (AudioSocket and WebSocket carry their own)."""
+        call_uuid = self._by_caller.get(event.channel.id)
+        ctx = self.calls.get(call_uuid) if call_uuid is not None else None
+        if ctx is not None and ctx.media == "rtp" and ctx.leg is not None:
+            ctx.leg.receive_dtmf(event.digit)
 
     def _on_channel_gone(self, event: ChannelEvent) -> None:
         channel_id = event.channel.id
+        dialing = self._dialing.get(channel_id)
+        if dialing is not None and isinstance(event, ChannelDestroyed):
+            self._dialing.pop(channel_id, None)
+            if not dialing.answered.done():
+                dialing.answered.set_result(event.cause)
+            return
         call_uuid = self._by_caller.get(channel_id)
         if call_uuid is not None:
             ctx = self.calls.get(call_uuid)
@@ -157,10 +250,17 @@ class AriCallRouter:
             self._spawn(self._media_gone_unconnected(ctx))
 
     # -- call flow --------------------------------------------------------------------------
-    async def _setup(self, ctx: CallContext, *, answered: bool) -> None:
+    async def _setup(self, ctx: CallContext, *, answered: bool, dialing: _Dialing | None = None) -> None:
         ari, caller = self.client, ctx.caller_channel_id
         step = "answer"
         try:
+            if dialing is not None:
+                step = "read AMD result"
+                if dialing.amd:
+                    ctx.amd = await self._read_amd(ctx)
+                if not dialing.answered.done():
+                    dialing.answered.set_result(ctx)
+                step = "answer"
             if not answered:
                 await ari.answer(caller)
             if ctx.ended:
@@ -175,22 +275,63 @@ class AriCallRouter:
             await ari.add_channel(bridge.id, caller)
             if ctx.ended:
                 return
-            step = "externalMedia"
+            ctx.media = (self.media_for(ctx) if self.media_for is not None else None) or self.media.kind
+            step = f"externalMedia ({ctx.media})"
             ctx.media_created = True
-            await ari.external_media(
-                self.format,
-                app=self.app,
-                external_host=self.media_host_port,
-                encapsulation="audiosocket",
-                transport="tcp",
-                data=ctx.uuid,
-                channel_id=ctx.uuid,
-            )
+            leg = await open_media(ari, self.media, ctx.media, ctx.uuid, clock=self.clock, app=self.app)
+            if leg is not None:
+                ctx.leg = leg
+                self.attach_media(leg)
             if ctx.ended:  # too late for the ending to see it: hang it up here
                 await ari.hangup(ctx.uuid, missing_ok=True)
+                if leg is not None:
+                    await leg.hangup("caller hung up (ARI)")
+                return
+            self._maybe_start(ctx)
         except AriError as exc:
             ctx.log.warning("ARI call setup failed at %s: %s; cleaning up", step, exc)
             await self._end(ctx, hang_caller="failure")
+        except (OSError, TimeoutError, ValueError) as exc:  # our side of an RTP / WebSocket leg
+            ctx.log.warning("media leg setup failed at %s: %s; cleaning up", step, exc)
+            await self._end(ctx, hang_caller="failure")
+
+    async def _read_amd(self, ctx: CallContext) -> str | None:
+        """AMD() ran in the dialplan before Stasis: its AMDSTATUS (and AMDCAUSE, for the log)."""
+        from voxgate.telephony.outbound import amd_result
+
+        values: dict[str, str] = {}
+        for name in ("AMDSTATUS", "AMDCAUSE"):
+            try:
+                values[name] = await self.client.get_channel_var(ctx.caller_channel_id, name)
+            except AriError as exc:
+                ctx.log.info("outbound call: %s not readable (%s); treating as a person", name, exc)
+        result = amd_result(values)
+        ctx.log.info(
+            "outbound call: AMD says %s (%s)",
+            values.get("AMDSTATUS") or "nothing",
+            values.get("AMDCAUSE") or "-",
+        )
+        return result
+
+    def _maybe_start(self, ctx: CallContext) -> None:
+        """Run the agent on a leg we opened once it is in the bridge (both orders happen)."""
+        if ctx.ended or ctx.agent_started or ctx.leg is None or not ctx.media_bridged:
+            return
+        ctx.agent_started = True
+        self._spawn(self._run_leg(ctx, ctx.leg))
+
+    async def _run_leg(self, ctx: CallContext, leg: Any) -> None:
+        try:
+            if self.run_call is not None:
+                await self.run_call(leg)
+            else:
+                ctx.log.warning("no agent to run on the %s media leg", ctx.media)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            ctx.log.exception("agent failed; hanging up")
+        if leg.end_cause is None:
+            await leg.hangup("agent finished")
 
     async def _media_entered(self, ctx: CallContext, channel_id: str) -> None:
         if ctx.ended or ctx.media_in_stasis:
@@ -200,6 +341,8 @@ class AriCallRouter:
             assert ctx.bridge_id is not None  # externalMedia comes after the bridge
             await self.client.add_channel(ctx.bridge_id, channel_id)
             ctx.log.info("media channel %s bridged with caller %s", channel_id, ctx.caller_channel_id)
+            ctx.media_bridged = True
+            self._maybe_start(ctx)
         except AriError as exc:
             ctx.log.warning("could not bridge the media channel: %s; ending the call", exc)
             await self._end(ctx, hang_caller="failure")
@@ -278,7 +421,11 @@ class AriCallRouter:
             if media.outcome is None:
                 media.outcome = "caller-hangup"
             await media.hangup("caller hung up (ARI)")
+        ctx.done.set()
         ctx.log.info("ARI call ended")
+
+    async def _send_dtmf(self, ctx: CallContext, digits: str) -> None:
+        await self.client.send_dtmf(ctx.caller_channel_id, digits)
 
     async def _ari_quietly(self, ctx: CallContext, request: Any) -> None:
         try:

@@ -68,6 +68,9 @@ class AriEvents:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closing = False
         self._ended = False  # the dispatcher has stopped: iterators end at once
+        self.reconnect_listeners: list[Callable[[], object]] = []
+        """Called after each reconnect (not the first connect): events sent while the socket was
+        down are lost, so a listener re-reads the state it depends on (e.g. `GET /channels`)."""
 
     # -- public -----------------------------------------------------------------------------
     def on(self, event_type: type[E], handler: Callable[[E], Awaitable[None] | None]) -> None:
@@ -168,6 +171,11 @@ class AriEvents:
                 self.connected.set()
                 if self.connects > 1:
                     log.info("ARI events: reconnected (app=%s, connection #%d)", self.apps, self.connects)
+                    for listener in self.reconnect_listeners:
+                        try:
+                            listener()
+                        except Exception:
+                            log.exception("ARI events: a reconnect listener failed")
                 else:
                     log.info("ARI events: connected (app=%s)", self.apps)
                 cause = await self._read(ws)
