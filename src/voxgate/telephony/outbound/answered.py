@@ -19,13 +19,14 @@ from typing import Any
 from voxgate.log import call_logger
 from voxgate.telephony.session import CallSession
 
-from .machines import machine_action
+from .machines import looks_like_voicemail, machine_action, might_be_voicemail
 from .request import AmdResult, OutboundRequest
 
 log = logging.getLogger("voxgate.telephony.outbound")
 
 DROP_QUIET_S = 2.0  # no new speech this long after the greeting: the beep has gone, speak
 DROP_MAX_WAIT_S = 40.0  # longest greeting we wait out
+SCREEN_MAX_UTTERANCES = 4
 
 
 async def run_answered(
@@ -40,7 +41,7 @@ async def run_answered(
     first_words = ""
     can_listen = session.stt is not None and session.vad_factory is not None
     if amd != "human" and screen_s > 0 and can_listen:
-        first_words = await session.listen(timeout_s=screen_s)
+        first_words = await _screen(session, screen_s)
         if first_words:
             clog.info("outbound call: callee's first words %r", first_words)
     action = machine_action(request, amd=amd, transcript=first_words or None)
@@ -52,6 +53,22 @@ async def run_answered(
     else:
         await _run_talker(session, request)
     return action
+
+
+async def _screen(session: CallSession, screen_s: float) -> str:
+    """The callee's opening words: one utterance, or more while they hint at a greeting ("Hi,
+    you've reached Sam." is followed by "leave a message…"); a person's "Hello?" ends it."""
+    heard = await session.listen(timeout_s=screen_s)
+    words = [heard] if heard else []
+    while words and len(words) < SCREEN_MAX_UTTERANCES:
+        text = " ".join(words)
+        if looks_like_voicemail(text) or not might_be_voicemail(text):
+            break
+        more = await session.listen(timeout_s=DROP_QUIET_S)
+        if not more:
+            break
+        words.append(more)
+    return " ".join(words)
 
 
 async def drop_voicemail(session: CallSession, text: str) -> None:

@@ -62,14 +62,24 @@ _VOICEMAIL_WEAK = [
 ]
 
 
+def _words(transcript: str) -> str:
+    text = re.sub(r"['’`]", "", transcript.lower())
+    return " ".join(re.findall(r"[a-z0-9]+", text))
+
+
 def looks_like_voicemail(transcript: str) -> bool:
     """True when an opening transcript reads like a voicemail greeting ("…leave a message after the
     tone"). Case, punctuation and apostrophes do not matter."""
-    text = re.sub(r"['’`]", "", transcript.lower())
-    text = " ".join(re.findall(r"[a-z0-9]+", text))
+    text = _words(transcript)
     if any(p.search(text) for p in _VOICEMAIL_STRONG):
         return True
     return sum(1 for p in _VOICEMAIL_WEAK if p.search(text)) >= 2
+
+
+def might_be_voicemail(transcript: str) -> bool:
+    """A hint, not a verdict ("you've reached Sam"): worth hearing the next sentence."""
+    text = _words(transcript)
+    return any(p.search(text) for p in (*_VOICEMAIL_STRONG, *_VOICEMAIL_WEAK))
 
 
 MachineAction = Literal["agent", "voicemail_drop", "hangup"]
