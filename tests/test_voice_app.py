@@ -484,3 +484,37 @@ async def test_prepare_prepares_the_known_agents() -> None:
     app.route("2", agent="by-name-only")
     await app.prepare()
     assert (default.prepared, named.prepared, routed.prepared) == (1, 1, 1)
+
+
+async def test_routes_by_asterisk_patterns_and_pick_media() -> None:
+    calls = {
+        "a": FakeContext(exten="101"),
+        "b": FakeContext(exten="1010"),
+        "c": FakeContext(exten="2125551234"),
+        "d": FakeContext(exten="+15551234567"),
+        "e": FakeContext(exten="1234"),
+    }
+    app = make_app(contexts=contexts(calls))
+    seen: list[str] = []
+    app.route("_1XX", media="rtp")(marker(seen, "ext"))
+    app.route("_NXXNXXXXXX", media="websocket")(marker(seen, "us10"))
+    app.route("_+1.")(marker(seen, "e164"))
+    app.default()(marker(seen, "default"))
+    for call_id in ("a", "b", "c", "d", "e"):
+        call = SimulatedCall(call_id=call_id)
+
+        async def nothing(call: SimulatedCall) -> None:
+            pass
+
+        await run(app, call, nothing)
+    assert seen == ["ext", "default", "us10", "e164", "default"]
+    # The router asks which media leg an ARI call wants before it creates one.
+    assert [app.media_for(calls[k]) for k in "abcde"] == ["rtp", None, "websocket", None, None]
+
+
+def test_bad_route_pattern_or_media_fails_at_registration() -> None:
+    app = make_app()
+    with pytest.raises(ValueError, match=r"'\[' without '\]'"):
+        app.route("_1[2-")(marker([], "x"))
+    with pytest.raises(ValueError, match="use one of audiosocket, rtp, websocket"):
+        app.route("100", media="sip")

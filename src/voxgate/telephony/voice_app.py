@@ -20,14 +20,17 @@ tried in the order they were added; every criterion a route gives must match.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from voxgate.agent.base import Agent, load_agent
 from voxgate.providers.base import STT, TTS, VAD
 from voxgate.transports.base import CallAudio
 
+from .ari_media import MEDIA_KINDS
 from .session import CallSession
 
 log = logging.getLogger("voxgate.voice_app")
@@ -35,21 +38,55 @@ log = logging.getLogger("voxgate.voice_app")
 Handler = Callable[[CallSession], Awaitable[None]]
 
 
+_PATTERN_CLASSES = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}
+
+
+@lru_cache(maxsize=1024)
+def number_pattern(pattern: str) -> re.Pattern[str]:
+    """Asterisk's extension patterns: `_1XX`, `_NXXNXXXXXX`, `_+1.`, `_9[2-4]X!`. A pattern
+    without the leading `_` matches only itself."""
+    if not pattern.startswith("_"):
+        return re.compile(re.escape(pattern))
+    out, rest = [], pattern[1:]
+    i = 0
+    while i < len(rest):
+        ch = rest[i]
+        upper = ch.upper()
+        if ch == "[":
+            end = rest.find("]", i)
+            if end < 0:
+                raise ValueError(f"route pattern {pattern!r}: '[' without ']'")
+            body = rest[i + 1 : end]
+            if not body or not re.fullmatch(r"[0-9*#+A-Za-z-]+", body):
+                raise ValueError(f"route pattern {pattern!r}: bad class [{body}]")
+            out.append(f"[{body}]")
+            i = end + 1
+            continue
+        out.append(
+            _PATTERN_CLASSES.get(upper, re.escape(ch)) if upper in "XZN" or ch in ".!" else re.escape(ch)
+        )
+        i += 1
+    return re.compile("".join(out))
+
+
+def _number_matches(pattern: str | None, value: str) -> bool:
+    return pattern is None or number_pattern(pattern).fullmatch(value) is not None
+
+
 @dataclass(frozen=True)
 class Route:
-    dialed: str | None = None
-    caller: str | None = None
+    dialed: str | None = None  # exact, or an Asterisk pattern such as _1XX
+    caller: str | None = None  # exact, or a pattern
     uuid: str | None = None
     args: str | None = None
     handler: Handler | None = None
     agent: str | Agent | None = None
+    media: str | None = None  # ARI calls: audiosocket / rtp / websocket; None = ari.media
 
     def matches(self, *, dialed: str, caller: str, uuid: str, args: tuple[str, ...]) -> bool:
         if self.uuid is not None and self.uuid != uuid:
             return False
-        if self.dialed is not None and self.dialed != dialed:
-            return False
-        if self.caller is not None and self.caller != caller:
+        if not _number_matches(self.dialed, dialed) or not _number_matches(self.caller, caller):
             return False
         return self.args is None or (bool(args) and args[0] == self.args)
 
@@ -101,12 +138,19 @@ class VoiceApp:
         uuid: str | None = None,
         args: str | None = None,
         agent: str | Agent | None = None,
+        media: str | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Add a route. With `agent=`, the route is added at once (the return value may be
-        ignored); otherwise decorate the `async def handler(session)` to run."""
+        """Add a route. `dialed` and `caller` are exact or Asterisk patterns (`_1XX`). With
+        `agent=`, the route is added at once (the return value may be ignored); otherwise decorate
+        the `async def handler(session)` to run. `media` picks the ARI media leg for its calls."""
         if dialed is None and caller is None and uuid is None and args is None:
             raise ValueError("route() needs dialed, caller, uuid or args; use default() for the rest")
-        criteria = {"dialed": dialed, "caller": caller, "uuid": uuid, "args": args}
+        for pattern in (dialed, caller):
+            if pattern is not None:
+                number_pattern(pattern)  # a bad pattern fails here, not on the first call
+        if media is not None and media not in MEDIA_KINDS:
+            raise ValueError(f"route media {media!r}: use one of {', '.join(MEDIA_KINDS)}")
+        criteria = {"dialed": dialed, "caller": caller, "uuid": uuid, "args": args, "media": media}
         if agent is not None:
             self.routes.append(Route(**criteria, agent=agent))
             return lambda handler: handler
@@ -156,16 +200,21 @@ class VoiceApp:
 
     def find_route(self, call: CallAudio, context: Any = None) -> Route | None:
         ctx = context if context is not None else self.context_of(call)
+        return self._route_for(ctx, call.call_id)
+
+    def _route_for(self, ctx: Any, uuid: str) -> Route | None:
         facts = {
             "dialed": getattr(ctx, "exten", "") or "",
             "caller": getattr(ctx, "caller_number", "") or "",
-            "uuid": call.call_id,
+            "uuid": uuid,
             "args": tuple(getattr(ctx, "args", ()) or ()),
         }
-        for route in self.routes:
-            if route.matches(**facts):
-                return route
-        return self._default
+        return next((r for r in self.routes if r.matches(**facts)), self._default)
+
+    def media_for(self, context: Any) -> str | None:
+        """The media kind the route of an ARI call asks for (the router calls this at setup)."""
+        route = self._route_for(context, getattr(context, "uuid", ""))
+        return route.media if route is not None else None
 
     def resolve_agent(self, agent: str | Agent) -> Agent:
         if not isinstance(agent, str):
