@@ -144,7 +144,7 @@ def test_default_config_renders_dialplan_with_placeholder_host(capsys: pytest.Ca
     assert "Dial(AudioSocket/VOXGATE_HOST:9092/${VOXGATE_ID}/c(slin16))" in out
     # After AudioSocket the dialplan asks voxgate how the call ended and branches on it.
     assert "Set(VOXGATE_OUTCOME=${CURL(http://VOXGATE_HOST:8080/calls/${VOXGATE_ID}/outcome)})" in out
-    assert '?voxgate-transfers,${VOXGATE_OUTCOME:9},1)' in out
+    assert "?voxgate-transfers,${VOXGATE_OUTCOME:9},1)" in out
     assert "Stasis(" not in out
     assert "--audiosocket-host" in err and "ARI is not configured" in err
 
@@ -439,3 +439,19 @@ def test_help_lists_new_options(capsys: pytest.CaptureFixture[str]) -> None:
         out = capsys.readouterr().out
         for option in options:
             assert option in out
+
+
+def test_outbound_amd_context_follows_the_config() -> None:
+    base = {
+        "url": "http://10.0.0.1:8088",
+        "username": "u",
+        "password": "p",
+        "media_host": "10.0.0.9",
+        "app": "bot",
+    }
+    plain = render(ServerConfig.model_validate({"ari": base}), "dialplan").text
+    assert "[voxgate-outbound]" not in plain and "outbound.amd: true" in plain
+    config = ServerConfig.model_validate({"ari": base, "outbound": {"amd": True, "amd_context": "amd-out"}})
+    text = render(config, "dialplan").text
+    assert "[amd-out]\nexten => s,1,AMD()\n same => n,Stasis(bot,outbound)\n same => n,Hangup()\n" in text
+    assert check_asterisk_syntax(text) == []

@@ -186,8 +186,8 @@ def render_dialplan(config: ServerConfig, target: str, warnings: list[str]) -> l
         ]
     elif ari.media == "rtp":
         lines += [
-            f"; Media leg: externalMedia RTP, ulaw: Asterisk sends RTP over UDP to {ari.media_host}",
-            "; (a port per call); allow that UDP traffic from Asterisk to voxgate.",
+            f"; Media leg: RTP ({ari.rtp_format}): Asterisk sends RTP over UDP to {ari.media_host}",
+            f"; (a port per call, bound on {ari.rtp_bind}); allow that UDP traffic from Asterisk to voxgate.",
         ]
     else:
         lines += [
@@ -199,8 +199,28 @@ def render_dialplan(config: ServerConfig, target: str, warnings: list[str]) -> l
         "; If Stasis() fails (voxgate not connected), give the caller somewhere to go:",
         *fallback,
         "",
+        *_outbound_context(config, ari),
     ]
     return lines
+
+
+def _outbound_context(config: ServerConfig, ari: AriConfig) -> list[str]:
+    out = config.outbound
+    if not out.amd:
+        return [
+            "; Outbound calls (POST /calls) go straight into Stasis() when answered. With outbound.amd: true",
+            f"; they are dialled through the {out.amd_context} context running AMD(); this prints it then.",
+        ]
+    return [
+        f"; Outbound calls (POST /calls, outbound.amd: true): voxgate dials into {out.amd_context},s,1.",
+        "; AMD() (app_amd) sets AMDSTATUS / AMDCAUSE; voxgate reads them once Stasis() hands it the",
+        "; answered call, then talks, leaves the voicemail_drop message, or hangs up on a machine.",
+        f"[{out.amd_context}]",
+        "exten => s,1,AMD()",
+        f" same => n,Stasis({ari.app},outbound)",
+        " same => n,Hangup()",
+        "",
+    ]
 
 
 def render_ari_conf(config: ServerConfig, show_password: bool) -> list[str]:
