@@ -82,11 +82,12 @@ def media_websocket_url(ari_base_url: str, connection_id: str) -> str:
     return urlunsplit((scheme, parts.netloc, f"{path}/media/{connection_id}", "", ""))
 
 
-def _unspecified(host: str) -> bool:
+def _ip_literal(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_unspecified
+        ipaddress.ip_address(host)
     except ValueError:
-        return not host
+        return False
+    return True
 
 
 async def open_media(
@@ -141,9 +142,10 @@ async def _open_rtp(
             raise ConnectionError(
                 "externalMedia answered without UNICASTRTP_LOCAL_PORT: cannot send RTP to Asterisk"
             )
-        if _unspecified(address):  # Asterisk bound to 0.0.0.0: it is reachable where ARI is
-            address = urlsplit(client.base_url).hostname or "127.0.0.1"
-        leg.set_remote(address, port)
+        # Asterisk bound to 0.0.0.0: it is reachable where ARI is (if that is an IP literal;
+        # else the leg latches onto the source of Asterisk's first packet).
+        ari_host = urlsplit(client.base_url).hostname or ""
+        leg.set_remote(address, port, fallback_host=ari_host if _ip_literal(ari_host) else None)
     except BaseException:
         await leg.hangup("media setup failed")
         raise
