@@ -16,6 +16,8 @@ from voxgate.telephony.session import (
     CallSession,
     CallStarted,
     Dtmf,
+    MediaStarted,
+    MediaStopped,
     NotSupported,
     Transcript,
 )
@@ -313,10 +315,12 @@ async def test_events_queue() -> None:
     events = [queue.get_nowait() for _ in range(queue.qsize())]
     assert events == [
         CallStarted("ev", "+1555", "1000"),
+        MediaStarted(str(call.inbound_format)),
         AgentResponse("Hi"),
         Transcript("I need help"),
         Dtmf("7"),
         Dtmf("7"),
+        MediaStopped("handler returned"),
         CallEnded("handler returned"),
     ]
 

@@ -40,6 +40,23 @@ class CallStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """`answer()` went through (ARI calls; the router answers inbound calls before media)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStarted:
+    """The call's audio flows: `format` is what the caller's side sends (e.g. "slin16@16000")."""
+
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStopped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dtmf:
     digit: str
 
@@ -59,7 +76,9 @@ class CallEnded:
     reason: str
 
 
-SessionEvent = CallStarted | Dtmf | Transcript | AgentResponse | CallEnded
+SessionEvent = (
+    CallStarted | CallAnswered | MediaStarted | Dtmf | Transcript | AgentResponse | MediaStopped | CallEnded
+)
 
 
 class CallSession:
@@ -97,6 +116,7 @@ class CallSession:
 
     def start(self) -> None:
         self.events.put_nowait(CallStarted(self.call_id, self.caller, self.dialed))
+        self.events.put_nowait(MediaStarted(str(self.call.inbound_format)))
         self._start_pump()
 
     def _start_pump(self) -> None:
@@ -129,6 +149,7 @@ class CallSession:
     def _mark_ended(self, reason: str) -> None:
         if not self.ended:
             self.ended = True
+            self.events.put_nowait(MediaStopped(reason))
             self.events.put_nowait(CallEnded(reason))
         self._notify()
 
@@ -271,6 +292,7 @@ class CallSession:
 
     async def answer(self) -> None:
         await self._ari("answer", "answer")
+        self.events.put_nowait(CallAnswered())
 
     async def hold(self) -> None:
         await self._ari("hold", "hold")
