@@ -134,3 +134,43 @@ async def test_rtp_media_with_slin16_is_refused_in_the_config() -> None:
                 "ari.rtp_format": "slin16",
             }
         )
+
+
+async def test_at_capacity_a_stasis_call_goes_back_to_the_dialplan(fake: FakeAri) -> None:
+    import aiohttp
+
+    voxgate = await start(fake, **{"ari.media": "rtp", "audiosocket.max_calls": 1})
+    peer = await RtpPeer.open()
+    try:
+        rtp_media(fake, peer)
+        await fake.inbound_call()
+        await wait_for(lambda: voxgate.active_calls == 1, within=2.0)
+        second = await fake.inbound_call(caller_number="+15550009999")
+        cont = await wait_request(fake, "POST", f"/channels/{second['id']}/continue")
+        assert cont[0].query == {}  # the next priority: the dialplan's fallback after Stasis()
+        assert len(voxgate.ari_router.calls) == 1  # type: ignore[union-attr]
+        host, port = voxgate.http_sockets[0]
+        async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/metrics") as r:
+            text = await r.text()
+        assert "voxgate_ari_calls_refused_total 1.0" in text
+        assert "voxgate_ari_connected 1.0" in text
+        assert "voxgate_ari_calls 1.0" in text
+        assert 'voxgate_outbound_results_total{result="answered"} 0.0' in text
+    finally:
+        peer.close()
+        await voxgate.stop()
+
+
+async def test_ready_is_503_while_the_events_socket_is_down(fake: FakeAri) -> None:
+    import aiohttp
+
+    voxgate = await start(fake)
+    host, port = voxgate.http_sockets[0]
+    try:
+        await fake.stop()
+        await wait_for(lambda: not voxgate.ari_events.is_connected, within=2.0)  # type: ignore[union-attr]
+        async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/ready") as r:
+            assert r.status == 503
+            assert "ARI events socket" in (await r.json())["reason"]
+    finally:
+        await voxgate.stop()

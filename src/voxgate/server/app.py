@@ -19,7 +19,7 @@ from voxgate.agent.runner import ConversationRunner
 from voxgate.config import ServerConfig, parse_hostport
 from voxgate.server.calls_api import add_calls_api
 from voxgate.server.http import build_http_app
-from voxgate.server.metrics import TurnMetrics
+from voxgate.server.metrics import AriCollector, TurnMetrics
 from voxgate.telephony.ari import AriClient, AriEvents
 from voxgate.telephony.ari_calls import AriCallRouter
 from voxgate.telephony.ari_media import MediaSettings
@@ -148,6 +148,7 @@ class VoxgateServer:
             clock=self.audiosocket.clock,
             run_call=self.run_call,
             media_for=getattr(self.agent, "media_for", None),
+            admit=lambda: self.active_calls < self.config.audiosocket.max_calls,
         )
         out = self.config.outbound
         originator = AriOriginator(
@@ -165,6 +166,12 @@ class VoxgateServer:
             attach_router(self.ari_router)
         await self.ari_events.start(wait=False)
         self._ari_watch = asyncio.create_task(self._watch_ari(ari.url), name="ari-watch")
+
+    @property
+    def active_calls(self) -> int:
+        """Calls with live media: AudioSocket connections plus ARI calls on RTP / WebSocket legs."""
+        own = self.ari_router.own_legs if self.ari_router is not None else 0
+        return self.audiosocket.active_calls + own
 
     async def run_call(self, call: Any) -> None:
         """Run the agent on one call's media leg (AudioSocket, or an ARI call's RTP / WebSocket);
@@ -236,11 +243,12 @@ class VoxgateServer:
     def _not_ready(self) -> str | None:
         if self._prepare is not None and not self._prepare.done():
             return "loading models"
-        if self.ari_events is not None and not self.ari_events.is_connected():
+        if self.ari_events is not None and not self.ari_events.is_connected:
             return "ARI events socket not connected: calls sent to Stasis() are dropped"
         return None
 
     def _add_turn_metrics(self, registry: CollectorRegistry) -> None:
+        registry.register(AriCollector(self))
         if not hasattr(self.agent, "on_runner"):
             return
         turns = TurnMetrics(registry)

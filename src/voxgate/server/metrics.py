@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -118,3 +119,49 @@ def drain_durations(server: AudioSocketServer, histogram: Histogram) -> None:
     for d in server.stats.durations:
         histogram.observe(d)
     server.stats.durations.clear()
+
+
+class AriCollector(Collector):
+    """ARI state and outbound calls, read at scrape time from the server's objects."""
+
+    def __init__(self, server: Any) -> None:  # a VoxgateServer
+        self._server = server
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        events, router, queue = self._server.ari_events, self._server.ari_router, self._server.outbound
+        if events is not None:
+            yield GaugeMetricFamily(
+                "voxgate_ari_connected",
+                "1 while the ARI events WebSocket is connected",
+                value=int(events.is_connected),
+            )
+            yield CounterMetricFamily(
+                "voxgate_ari_reconnects",
+                "Times the ARI events WebSocket reconnected",
+                value=max(0, events.connects - 1),
+            )
+        if router is not None:
+            yield GaugeMetricFamily(
+                "voxgate_ari_calls", "ARI calls in progress (inbound and outbound)", value=len(router.calls)
+            )
+            yield CounterMetricFamily(
+                "voxgate_ari_calls_refused",
+                "Stasis calls sent back to the dialplan: at capacity",
+                value=router.refused,
+            )
+        if queue is not None:
+            st = queue.stats
+            yield GaugeMetricFamily(
+                "voxgate_outbound_queued", "Outbound calls waiting to be dialled", value=st.queued
+            )
+            yield GaugeMetricFamily(
+                "voxgate_outbound_in_flight", "Outbound calls dialling or talking", value=st.in_flight
+            )
+            results = CounterMetricFamily(
+                "voxgate_outbound_results", "Outbound dial attempts, by result", labels=["result"]
+            )
+            for result in ("answered", "machine", "busy", "no_answer"):
+                results.add_metric([result], getattr(st, result))
+            for cause, n in sorted(st.failed_by_cause.items()):
+                results.add_metric([f"failed:{cause}"], n)
+            yield results

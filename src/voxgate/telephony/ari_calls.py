@@ -99,6 +99,7 @@ class AriCallRouter:
         clock: MediaClock | None = None,
         run_call: RunCall | None = None,
         media_for: Callable[[CallContext], MediaKind | None] | None = None,
+        admit: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.events = events
@@ -108,6 +109,8 @@ class AriCallRouter:
         self.clock = clock or MediaClock()
         self.run_call = run_call  # runs the agent on RTP / WebSocket legs
         self.media_for = media_for  # a route's choice of media kind, if any
+        self.admit = admit  # False when voxgate is at capacity: inbound calls go back to the dialplan
+        self.refused = 0
         self.calls: dict[str, CallContext] = {}  # uuid → context
         self._by_caller: dict[str, str] = {}  # caller channel id → uuid
         self._media: dict[str, MediaCall] = {}  # live media legs by UUID
@@ -196,8 +199,15 @@ class AriCallRouter:
             return
         if channel.id in self._by_caller:
             return  # a second StasisStart for a caller we already handle
-        call_uuid = str(uuidlib.uuid4())
         dialing = self._dialing.pop(channel.id, None)
+        if dialing is None and self.admit is not None and not self.admit():
+            self.refused += 1
+            log.warning(
+                "at capacity: call on channel %s goes back to the dialplan (next priority)", channel.id
+            )
+            self._spawn(self._refuse(channel.id))
+            return
+        call_uuid = str(uuidlib.uuid4())
         ctx = CallContext(
             uuid=call_uuid,
             caller_channel_id=channel.id,
@@ -220,6 +230,21 @@ class AriCallRouter:
             info = (ctx.caller_number, ctx.exten, channel.id, list(event.args))
             ctx.log.info("ARI call from %r to %r on channel %s (args %s)", *info)
         self._spawn(self._setup(ctx, answered=channel.state == "Up", dialing=dialing))
+
+    async def _refuse(self, channel_id: str) -> None:
+        try:
+            await self.client.continue_in_dialplan(channel_id)
+        except AriError as exc:
+            log.warning("could not send channel %s back to the dialplan: %s; hanging up", channel_id, exc)
+            try:
+                await self.client.hangup(channel_id, "congestion", missing_ok=True)
+            except AriError as exc2:
+                log.warning("could not hang up channel %s: %s", channel_id, exc2)
+
+    @property
+    def own_legs(self) -> int:
+        """Live RTP / WebSocket legs (AudioSocket legs are counted by the AudioSocket server)."""
+        return sum(1 for ctx in self.calls.values() if ctx.leg is not None and not ctx.ended)
 
     def _on_dtmf(self, event: ChannelDtmfReceived) -> None:
         """RTP legs take the caller's keys from ARI (AudioSocket and WebSocket carry their own)."""
