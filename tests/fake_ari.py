@@ -8,10 +8,23 @@ relative to /ari, query, JSON body) for assertions. The events WebSocket at /ari
 what the REST calls cause, in the orders of ari.md §7, plus anything a test pushes by hand.
 
 Faults: `fail_next(status)` (e.g. 503), `malformed_next()` (a 200 with a body that is not JSON),
-`unsupported` (endpoints answering 501), `drop()` (kill the events sockets), `push_raw()`.
+`unsupported` (endpoints answering 501), `drop()` (kill the events sockets; `refuse_s` then
+answers 503 to new events connections for that long), `push_raw()`.
 
-Run alone (`python tests/fake_ari.py --port 0`) it prints its port and adds a control API for
-the benchmark: POST /_fake/drop, POST /_fake/burst?n=&rate=, GET /_fake/stats.
+Media (off by default): with `connect_audiosocket=True`, `POST /channels/externalMedia` with
+encapsulation=audiosocket acts like Asterisk's AudioSocket channel driver (audiosocket.md §1-§6,
+§11): it opens a TCP connection to `external_host` (2 s connect timeout; failure destroys the
+channel with cause 41), sends the UUID message (`data`), then 20 ms frames of quiet noise in real
+time (kind 0x12 for slin16, 0x10 for slin), and parses and counts what the server sends back
+(`audiosocket_legs`). Hanging the media channel up (REST DELETE, or any `destroy_channel`)
+closes the TCP connection; the server closing it, sending HANGUP (0x00) or a message Asterisk
+rejects hangs the media channel up (ChannelHangupRequest → StasisEnd → ChannelDestroyed).
+
+Run alone (`python tests/fake_ari.py --port 0 [--connect-audiosocket]`) it prints its port and
+adds a control API for the benchmarks: POST /_fake/drop[?graceful=1][&refuse_ms=N],
+POST /_fake/burst?n=&rate=, GET /_fake/stats, POST /_fake/inbound?n=N (N callers enter Stasis
+as `inbound_call()` does), POST /_fake/hangup?n=N|all=1|ids=A,B (those callers hang up),
+GET /_fake/calls (live callers, AudioSocket legs and their frame counters, bridges).
 """
 
 from __future__ import annotations
@@ -21,7 +34,10 @@ import base64
 import contextlib
 import itertools
 import json
+import random
 import re
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -60,6 +76,25 @@ RECORD_FORMATS = {"wav", "gsm", "ulaw", "alaw", "sln", "slin", "slin16", "g722"}
 EXTERNAL_MEDIA_COMBOS = {("rtp", "udp"), ("audiosocket", "tcp"), ("none", "websocket")}
 FRAME_BYTES_20MS = {"ulaw": 160, "alaw": 160, "slin": 320, "slin16": 640, "slin24": 960, "slin48": 1920}
 BRIDGE_TYPES = {"mixing", "holding", "dtmf_events", "proxy_media", "video_sfu", "video_single", "sdp_label"}
+# audiosocket.md §3: message kinds. slin variants map to their own kind; any other codec is still
+# sent as 0x10 carrying that codec's bytes.
+AS_HANGUP, AS_UUID = 0x00, 0x01
+AS_AUDIO_KINDS = {
+    "slin": 0x10,
+    "slin12": 0x11,
+    "slin16": 0x12,
+    "slin24": 0x13,
+    "slin32": 0x14,
+    "slin44": 0x15,
+    "slin48": 0x16,
+    "slin96": 0x17,
+    "slin192": 0x18,
+}
+AS_ACCEPTED_KINDS = {AS_HANGUP, *AS_AUDIO_KINDS.values()}  # what Asterisk takes from the server
+AS_CONNECT_TIMEOUT_S = 2.0
+AS_FRAME_S = 0.020
+GAP_RECORD_MS = 30.0  # inter-arrival gaps of server audio at least this long are kept with a time
+GAPS_KEPT = 2000
 
 
 def ari_timestamp() -> str:
@@ -126,6 +161,12 @@ class FakeAri:
     connect_times: list[float] = field(default_factory=list)  # time.monotonic() of each accepted socket
     drop_times: list[float] = field(default_factory=list)
     port: int = 0
+    connect_audiosocket: bool = False  # externalMedia audiosocket really connects (module docstring)
+    audiosocket_legs: dict[str, AudioSocketLeg] = field(default_factory=dict)  # media channel id → leg
+    audiosocket_failures: int = 0  # connects that failed (channel destroyed with cause 41)
+    refuse_until: float = 0.0  # time.monotonic() until which events connections get 503
+    refused_times: list[float] = field(default_factory=list)
+    inbound_ids: list[str] = field(default_factory=list)  # callers started through /_fake/inbound
     _failures: list[Failure] = field(default_factory=list)
     _malformed: int = 0
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -149,6 +190,9 @@ class FakeAri:
             app.router.add_post("/_fake/drop", self._control_drop)
             app.router.add_post("/_fake/burst", self._control_burst)
             app.router.add_get("/_fake/stats", self._control_stats)
+            app.router.add_post("/_fake/inbound", self._control_inbound)
+            app.router.add_post("/_fake/hangup", self._control_hangup)
+            app.router.add_get("/_fake/calls", self._control_calls)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
         await web.TCPSite(self._runner, HOST, port).start()
@@ -158,6 +202,8 @@ class FakeAri:
     async def stop(self) -> None:
         for task in [*self._timers.values(), *self._tasks]:
             task.cancel()
+        for leg in self.audiosocket_legs.values():
+            leg.close_from_asterisk()
         for sock in list(self.sockets):
             await sock.ws.close()
         if self._runner is not None:
@@ -262,6 +308,9 @@ class FakeAri:
         apps = {a for a in request.query.get("app", "").split(",") if a}
         if not apps:
             return _error(400, "Missing param 'app'")
+        if time.monotonic() < self.refuse_until:  # fault: Asterisk not taking connections yet
+            self.refused_times.append(time.monotonic())
+            return _error(503, "Service Unavailable (fake: refusing events connections)")
         ws = web.WebSocketResponse(protocols=("ari",), autoping=True)
         await ws.prepare(request)
         for old in [s for s in self.sockets if s.apps & apps]:  # one socket per app: newest wins
@@ -301,10 +350,13 @@ class FakeAri:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await sock.ws.send_str(text)
 
-    async def drop(self, *, graceful: bool = False) -> int:
-        """Kill every events socket (abort the TCP connection, or a close frame if `graceful`)."""
+    async def drop(self, *, graceful: bool = False, refuse_s: float = 0.0) -> int:
+        """Kill every events socket (abort the TCP connection, or a close frame if `graceful`);
+        with `refuse_s`, new events connections are answered 503 for that long."""
         socks, self.sockets = list(self.sockets), []
         self.drop_times.append(time.monotonic())
+        if refuse_s > 0:
+            self.refuse_until = self.drop_times[-1] + refuse_s
         for sock in socks:
             if graceful:
                 await sock.ws.close(code=1011, message=b"fake drop")
@@ -390,6 +442,9 @@ class FakeAri:
         channel = self.channels.pop(channel_id, None)
         if channel is None:
             return
+        leg = self.audiosocket_legs.get(channel_id)
+        if leg is not None:  # chan_audiosocket closes its socket when the channel hangs up
+            leg.close_from_asterisk()
         for bridge in self.bridges.values():
             if channel_id in bridge["channels"]:
                 bridge["channels"].remove(channel_id)
@@ -446,10 +501,90 @@ class FakeAri:
         channel["state"] = "Up"
         await self.enter_stasis(channel, [])
 
+    async def audiosocket_connect(
+        self, channel: dict[str, Any], external_host: str, data: str, fmt: str
+    ) -> None:
+        """chan_audiosocket for an externalMedia channel: connect to `external_host`, send the
+        UUID, stream audio; the channel enters Stasis (args [data], state Up) once connected."""
+        channel_id = channel["id"]
+        try:
+            uuid_bytes = uuid.UUID(data).bytes  # must be a textual UUID (audiosocket.md §7)
+            host, _, port = external_host.rpartition(":")
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(AS_CONNECT_TIMEOUT_S):
+                _, leg = await loop.create_connection(
+                    lambda: AudioSocketLeg(self, channel_id, data, fmt), host.strip("[]"), int(port)
+                )
+        except (OSError, TimeoutError, ValueError):
+            self.audiosocket_failures += 1
+            await self.destroy_channel(channel_id, 41)  # Dial fails with cause FAILURE (§6)
+            return
+        self.audiosocket_legs[channel_id] = leg
+        leg.send(AS_UUID, uuid_bytes)
+        if channel_id not in self.channels:  # hung up while connecting
+            leg.close_from_asterisk()
+            return
+        leg.start_streaming()
+        await self.enter_stasis(channel, [data])
+
     # -- control API (benchmark, separate process) ------------------------------------------------
     async def _control_drop(self, request: web.Request) -> web.StreamResponse:
-        dropped = await self.drop(graceful=request.query.get("graceful") == "1")
-        return web.json_response({"dropped": dropped, "t": self.drop_times[-1]})
+        refuse_s = float(request.query.get("refuse_ms", "0")) / 1000
+        dropped = await self.drop(graceful=request.query.get("graceful") == "1", refuse_s=refuse_s)
+        return web.json_response(
+            {"dropped": dropped, "t": self.drop_times[-1], "refuse_until": self.refuse_until}
+        )
+
+    async def _control_inbound(self, request: web.Request) -> web.StreamResponse:
+        """n callers enter Stasis (state Ring), one after the other, as `inbound_call()` does."""
+        n = int(request.query.get("n", "1"))
+        ids = []
+        for _ in range(n):
+            number = f"+1555{len(self.inbound_ids) + 1:07d}"
+            channel = await self.inbound_call(caller_number=number, caller_name=f"Caller {number}")
+            self.inbound_ids.append(channel["id"])
+            ids.append(channel["id"])
+        return web.json_response({"ids": ids, "t": time.monotonic()})
+
+    async def _control_hangup(self, request: web.Request) -> web.StreamResponse:
+        """Callers hang up: `ids=A,B`, the first `n` live ones, or `all=1`. Answers which media
+        channels shared a bridge with each caller (what the ARI app should now tear down)."""
+        live = [c for c in self.inbound_ids if c in self.channels]
+        if request.query.get("ids"):
+            chosen = [c for c in request.query["ids"].split(",") if c in self.channels]
+        elif request.query.get("all") == "1":
+            chosen = live
+        else:
+            chosen = live[: int(request.query.get("n", "1"))]
+        hung_up = []
+        t = time.monotonic()
+        for caller in chosen:
+            media = [
+                other
+                for bridge in self.bridges.values()
+                if caller in bridge["channels"]
+                for other in bridge["channels"]
+                if other != caller
+            ]
+            await self.caller_hangup(caller)
+            hung_up.append({"caller": caller, "media": media})
+        return web.json_response({"hung_up": hung_up, "t": t, "t_done": time.monotonic()})
+
+    async def _control_calls(self, request: web.Request) -> web.StreamResponse:
+        legs = list(self.audiosocket_legs.values())
+        return web.json_response(
+            {
+                "t": time.monotonic(),
+                "callers_live": [c for c in self.inbound_ids if c in self.channels],
+                "callers_started": len(self.inbound_ids),
+                "media_live": sum(1 for leg in legs if leg.closed_by is None),
+                "media_total": len(legs),
+                "media_connect_failures": self.audiosocket_failures,
+                "channels": len(self.channels),
+                "bridges": len(self.bridges),
+                "legs": [leg.summary() for leg in legs],
+            }
+        )
 
     async def _control_burst(self, request: web.Request) -> web.StreamResponse:
         """n ChannelVarset events, each stamped with `sent_ns` (time.monotonic_ns) as it is sent."""
@@ -471,7 +606,164 @@ class FakeAri:
         return web.json_response({"sent": n, "seconds": time.monotonic() - start})
 
     async def _control_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"connects": self.connect_times, "drops": self.drop_times})
+        return web.json_response(
+            {"connects": self.connect_times, "drops": self.drop_times, "refused": self.refused_times}
+        )
+
+
+class AudioSocketLeg(asyncio.Protocol):
+    """Asterisk's end of one externalMedia AudioSocket connection (audiosocket.md): the TCP
+    client. Sends the UUID, then a 20 ms frame of quiet noise every 20 ms (one write per
+    message); reads the server's messages by header length and counts them."""
+
+    def __init__(self, fake: FakeAri, channel_id: str, call_uuid: str, fmt: str) -> None:
+        self.fake = fake
+        self.channel_id = channel_id
+        self.uuid = call_uuid
+        self.format = fmt
+        self.kind = AS_AUDIO_KINDS.get(fmt, 0x10)
+        frame_bytes = FRAME_BYTES_20MS.get(fmt, 160)
+        rng = random.Random(channel_id)  # low-level noise, never all zeros: echoes are visible
+        self._frames = [
+            struct.pack(">BH", self.kind, frame_bytes)
+            + struct.pack(
+                f"<{frame_bytes // 2}h", *(rng.randint(-24, 24) or 1 for _ in range(frame_bytes // 2))
+            )
+            for _ in range(8)
+        ]
+        self.transport: asyncio.Transport | None = None
+        self.opened_at = time.monotonic()
+        self.closed_at: float | None = None
+        self.closed_by: str | None = None  # "server" (it closed / hung up) or "asterisk" (we did)
+        self.close_reason = ""
+        self.frames_sent = 0
+        self.frames_received = 0
+        self.frames_nonsilent = 0  # audio frames with a non-zero sample (e.g. our noise echoed)
+        self.bytes_received = 0
+        self.hangups_received = 0
+        self.first_rx: float | None = None
+        self.last_rx: float | None = None
+        self.max_gap_ms = 0.0
+        self.gaps: list[tuple[float, float]] = []  # (arrival time, gap ms) for gaps ≥ GAP_RECORD_MS
+        self.errors: list[str] = []
+        self._buf = bytearray()
+        self._sender: asyncio.Task[None] | None = None
+
+    # -- asyncio.Protocol -----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buf = self._buf
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 3 and self.closed_by is None:
+            kind, length = struct.unpack_from(">BH", buf, pos)
+            if len(buf) - pos - 3 < length:
+                break
+            payload = bytes(buf[pos + 3 : pos + 3 + length])
+            pos += 3 + length
+            if kind == AS_HANGUP:
+                self.hangups_received += 1
+                self._server_ended("hangup message", 16)
+            elif kind not in AS_ACCEPTED_KINDS or length == 0:  # §3: Asterisk fails the session
+                self.errors.append(f"kind 0x{kind:02x} length {length}")
+                self._server_ended(f"bad message (kind 0x{kind:02x}, length {length})", 41)
+            else:
+                self._audio(payload, now)
+        del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed_by is None:
+            self._server_ended(f"connection lost: {exc!r}" if exc else "EOF", 16)
+        self._stop_sender()
+
+    # -- ours -----------------------------------------------------------------------------------
+    def send(self, kind: int, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(struct.pack(">BH", kind, len(payload)) + payload)
+
+    def start_streaming(self) -> None:
+        self._sender = asyncio.ensure_future(self._stream())
+        self.fake._tasks.add(self._sender)
+        self._sender.add_done_callback(self.fake._tasks.discard)
+
+    def close_from_asterisk(self, reason: str = "channel hung up") -> None:
+        """The media channel hung up: close the socket (Asterisk never sends 0x00, §3)."""
+        if self.closed_by is not None:
+            return
+        self.closed_by, self.closed_at, self.close_reason = "asterisk", time.monotonic(), reason
+        self._stop_sender()
+        if self.transport is not None:
+            self.transport.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "channel_id": self.channel_id,
+            "uuid": self.uuid,
+            "kind": self.kind,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "closed_by": self.closed_by,
+            "close_reason": self.close_reason,
+            "frames_sent": self.frames_sent,
+            "frames_received": self.frames_received,
+            "frames_nonsilent": self.frames_nonsilent,
+            "bytes_received": self.bytes_received,
+            "hangups_received": self.hangups_received,
+            "first_rx": self.first_rx,
+            "last_rx": self.last_rx,
+            "max_gap_ms": round(self.max_gap_ms, 3),
+            "gaps": self.gaps,
+            "errors": self.errors,
+        }
+
+    def _audio(self, payload: bytes, now: float) -> None:
+        self.frames_received += 1
+        self.bytes_received += len(payload)
+        if payload.strip(b"\0"):
+            self.frames_nonsilent += 1
+        if self.last_rx is None:
+            self.first_rx = now
+        else:
+            gap_ms = (now - self.last_rx) * 1000
+            self.max_gap_ms = max(self.max_gap_ms, gap_ms)
+            if gap_ms >= GAP_RECORD_MS and len(self.gaps) < GAPS_KEPT:
+                self.gaps.append((now, round(gap_ms, 3)))
+        self.last_rx = now
+
+    def _server_ended(self, reason: str, cause: int) -> None:
+        """The server hung up: the AudioSocket channel hangs up (§6) and Asterisk closes."""
+        self.closed_by, self.closed_at, self.close_reason = "server", time.monotonic(), reason
+        self._stop_sender()
+        if self.transport is not None:
+            self.transport.close()
+        self.fake.later(self.fake.destroy_channel(self.channel_id, cause))
+
+    def _stop_sender(self) -> None:
+        if self._sender is not None and self._sender is not asyncio.current_task():
+            self._sender.cancel()
+
+    async def _stream(self) -> None:
+        """One frame per 20 ms on an absolute schedule; after a long stall, skip ahead rather
+        than burst (the channel produces frames in real time, it does not queue them)."""
+        next_at = time.monotonic()
+        i = 0
+        while self.closed_by is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(self._frames[i % len(self._frames)])
+            self.frames_sent += 1
+            i += 1
+            next_at += AS_FRAME_S
+            delay = next_at - time.monotonic()
+            if delay < -0.2:
+                next_at, delay = time.monotonic(), 0.0
+            await asyncio.sleep(max(delay, 0.0))
 
 
 def _param(value: Any) -> str:
@@ -710,6 +1002,10 @@ def _install_routes(fake: FakeAri) -> None:
             channel = fake.new_channel(f"UnicastRTP/{host}", channel_id=channel_id, channelvars=channelvars)
         elif encapsulation == "audiosocket":
             channel = fake.new_channel(f"AudioSocket/{host}", channel_id=channel_id)
+            if fake.connect_audiosocket:
+                channel["state"] = "Up"
+                fake.later(fake.audiosocket_connect(channel, host, data, p["format"]))
+                return ok(channel)
         else:
             connection_id = new_id()
             frame = FRAME_BYTES_20MS.get(p["format"], 160)
@@ -982,8 +1278,13 @@ async def _main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--connect-audiosocket",
+        action="store_true",
+        help="externalMedia audiosocket connects to external_host and streams audio, as Asterisk does",
+    )
     opts = parser.parse_args()
-    fake = await FakeAri().start(opts.port, control=True)
+    fake = await FakeAri(connect_audiosocket=opts.connect_audiosocket).start(opts.port, control=True)
     print(fake.port, flush=True)
     sys.stdout.flush()
     await asyncio.Event().wait()
