@@ -164,6 +164,8 @@ class FakeAri:
     connect_audiosocket: bool = False  # externalMedia audiosocket really connects (module docstring)
     audiosocket_legs: dict[str, AudioSocketLeg] = field(default_factory=dict)  # media channel id → leg
     audiosocket_failures: int = 0  # connects that failed (channel destroyed with cause 41)
+    media_ws: Any = None  # a fake_media_ws.FakeMediaWs served at /media/{id} (chan_websocket, §6)
+    media_ws_channels: dict[str, str] = field(default_factory=dict)  # connection id → channel id
     refuse_until: float = 0.0  # time.monotonic() until which events connections get 503
     refused_times: list[float] = field(default_factory=list)
     inbound_ids: list[str] = field(default_factory=list)  # callers started through /_fake/inbound
@@ -186,6 +188,11 @@ class FakeAri:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/ari/events", self._events)
         app.router.add_route("*", "/ari/{tail:.*}", self._dispatch)
+        if self.media_ws is not None:
+            from fake_media_ws import add_media_routes
+
+            self.media_ws.on_connected = self._media_ws_started
+            add_media_routes(app, self.media_ws)
         if control:
             app.router.add_post("/_fake/drop", self._control_drop)
             app.router.add_post("/_fake/burst", self._control_burst)
@@ -445,6 +452,10 @@ class FakeAri:
         leg = self.audiosocket_legs.get(channel_id)
         if leg is not None:  # chan_audiosocket closes its socket when the channel hangs up
             leg.close_from_asterisk()
+        for connection_id, ws_channel in self.media_ws_channels.items():
+            conn = self.media_ws.connections.get(connection_id) if ws_channel == channel_id else None
+            if conn is not None and not conn.ws.closed:  # chan_websocket closes its socket too
+                self.later(conn.ws.close())
         for bridge in self.bridges.values():
             if channel_id in bridge["channels"]:
                 bridge["channels"].remove(channel_id)
@@ -494,6 +505,21 @@ class FakeAri:
         await self.push(
             {"type": "ChannelDtmfReceived", "digit": digit, "duration_ms": duration_ms, "channel": channel}
         )
+
+    async def _media_ws_started(self, connection_id: str) -> None:
+        """MEDIA_START is out: the channel enters Stasis (§7); when the socket closes (the app sent
+        HANGUP or went away) the channel hangs up."""
+        channel_id = self.media_ws_channels.get(connection_id)
+        if channel_id is None or channel_id not in self.channels:
+            return
+        conn = self.media_ws.connections[connection_id]
+
+        async def hang_up_when_closed() -> None:
+            await conn.closed.wait()
+            await self.destroy_channel(channel_id, 16)
+
+        self.later(hang_up_when_closed())
+        await self.media_ws_connected(channel_id)
 
     async def media_ws_connected(self, channel_id: str) -> None:
         """chan_websocket: StasisStart comes only once the media socket connects (ari.md §7)."""
@@ -1016,6 +1042,9 @@ def _install_routes(fake: FakeAri) -> None:
             channel = fake.new_channel(
                 f"WebSocket/{host or 'INCOMING'}", channel_id=channel_id, channelvars=channelvars
             )
+            if fake.media_ws is not None:
+                fake.media_ws.expect(connection_id, p["format"])
+                fake.media_ws_channels[connection_id] = channel["id"]
             return ok(channel)  # enters Stasis only when the media socket connects
         channel["state"] = "Up"
         fake.later(fake.enter_stasis(channel, [data] if data else []))

@@ -174,3 +174,67 @@ async def test_ready_is_503_while_the_events_socket_is_down(fake: FakeAri) -> No
             assert "ARI events socket" in (await r.json())["reason"]
     finally:
         await voxgate.stop()
+
+
+async def test_websocket_leg_carries_the_call_and_hangs_up_both_ways() -> None:
+    from fake_media_ws import FakeMediaWs
+
+    media_ws = FakeMediaWs()
+    fake = await FakeAri(media_ws=media_ws).start()
+    voxgate = await start(fake, **{"ari.media": "websocket"})
+    try:
+        caller = await fake.inbound_call()
+        media = (await wait_request(fake, "POST", "/channels/externalMedia"))[0]
+        call_uuid = media.query["channelId"]
+        assert media.query == {  # ari.md §3: none + websocket, server mode, no external_host
+            "app": "voxgate",
+            "encapsulation": "none",
+            "transport": "websocket",
+            "connection_type": "server",
+            "format": "slin16",
+            "channelId": call_uuid,
+        }
+        conn = await media_ws.wait_connection(within=2.0)
+        assert conn.protocol == "media"
+        # StasisStart came only once the socket connected (§7); then the channel is bridged.
+        ctx = voxgate.ari_router.calls[call_uuid]  # type: ignore[union-attr]
+        await wait_for(lambda: ctx.agent_started, within=2.0)
+        assert fake.bridges[ctx.bridge_id]["channels"] == [caller["id"], call_uuid]
+        assert ctx.leg.inbound_format.sample_rate == 16000
+        # Audio both ways through the echo agent.
+        tone = bytes(range(256)) * 2 + bytes(128)  # 640 bytes = 20 ms of slin16
+        conn.play([tone] * 20)
+        await wait_for(lambda: any(frame == tone for frame in conn.audio_in), within=3.0)
+        # Keys from chan_websocket's DTMF_END reach the leg.
+        await conn.dtmf("5")
+        await wait_for(lambda: ctx.leg.dtmf_in == 1, within=2.0)
+        # The caller hangs up: voxgate hangs the media channel up, Asterisk closes the socket.
+        mark = len(fake.requests)
+        await fake.caller_hangup(caller["id"])
+        await asyncio.wait_for(conn.closed.wait(), 2.0)
+        await wait_for(lambda: ctx.leg.end_cause is not None, within=2.0)
+        assert ("DELETE", f"/channels/{call_uuid}") in calls_after(fake, mark)
+        await wait_for(lambda: voxgate.ari_router.calls == {}, within=2.0)  # type: ignore[union-attr]
+    finally:
+        await voxgate.stop()
+        await fake.stop()
+
+
+async def test_websocket_agent_hangup_sends_hangup_and_ends_the_caller() -> None:
+    from fake_media_ws import FakeMediaWs
+    from test_ari_inbound import HangupAgent
+
+    media_ws = FakeMediaWs()
+    fake = await FakeAri(media_ws=media_ws).start()
+    voxgate = await start(fake, **{"ari.media": "websocket"})
+    voxgate.agent = HangupAgent()
+    try:
+        caller = await fake.inbound_call()
+        conn = await media_ws.wait_connection(within=2.0)
+        conn.play([bytes(640)] * 10)
+        hangup = await wait_request(fake, "DELETE", f"/channels/{caller['id']}")
+        assert hangup[0].query == {"reason": "normal"}
+        assert "HANGUP" in conn.command_names
+    finally:
+        await voxgate.stop()
+        await fake.stop()
