@@ -238,3 +238,25 @@ async def test_websocket_agent_hangup_sends_hangup_and_ends_the_caller() -> None
     finally:
         await voxgate.stop()
         await fake.stop()
+
+
+async def test_agent_keys_go_out_through_ari(fake: FakeAri) -> None:
+    class KeysAgent:
+        name = "keys"
+
+        async def handle(self, call: Any) -> None:
+            await call.send_dtmf("12#")
+            await call.hangup("done")
+
+    voxgate = await start(fake, **{"ari.media": "rtp"})
+    voxgate.agent = KeysAgent()
+    peer = await RtpPeer.open()
+    try:
+        rtp_media(fake, peer)
+        caller = await fake.inbound_call()
+        sent = await wait_request(fake, "POST", f"/channels/{caller['id']}/dtmf")
+        assert sent[0].query == {"dtmf": "12#"}
+        await wait_request(fake, "DELETE", f"/channels/{caller['id']}")
+    finally:
+        peer.close()
+        await voxgate.stop()
