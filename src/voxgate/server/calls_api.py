@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -95,6 +95,15 @@ def add_calls_api(
             return _error(401, "missing or wrong bearer token (http.api_token)")
         return None
 
+    def guarded(
+        handler: Callable[[web.Request], Awaitable[web.Response]],
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def checked(request: web.Request) -> web.Response:
+            refused = denied(request)
+            return refused if refused is not None else await handler(request)
+
+        return checked
+
     def running() -> OutboundQueue | web.Response:
         q = queue()
         if q is None:
@@ -102,8 +111,6 @@ def add_calls_api(
         return q
 
     async def place(request: web.Request) -> web.Response:
-        if (refused := denied(request)) is not None:
-            return refused
         q = running()
         if isinstance(q, web.Response):
             return q
@@ -138,8 +145,6 @@ def add_calls_api(
         return web.json_response(call_json(call), status=202)
 
     async def listing(request: web.Request) -> web.Response:
-        if (refused := denied(request)) is not None:
-            return refused
         q = running()
         if isinstance(q, web.Response):
             return q
@@ -149,16 +154,12 @@ def add_calls_api(
         return web.json_response({"queue": figures, "calls": recent})
 
     async def one(request: web.Request) -> web.Response:
-        if (refused := denied(request)) is not None:
-            return refused
         call = calls.get(request.match_info["id"])
         if call is None:
             return _error(404, "no such outbound call (or too old)")
         return web.json_response(call_json(call))
 
     async def cancel(request: web.Request) -> web.Response:
-        if (refused := denied(request)) is not None:
-            return refused
         call = calls.get(request.match_info["id"])
         if call is None:
             return _error(404, "no such outbound call (or too old)")
@@ -167,7 +168,7 @@ def add_calls_api(
         call.cancel()
         return web.json_response(call_json(call))
 
-    app.router.add_post("/calls", place)
-    app.router.add_get("/calls", listing)
-    app.router.add_get("/calls/{id}", one)
-    app.router.add_delete("/calls/{id}", cancel)
+    app.router.add_post("/calls", guarded(place))
+    app.router.add_get("/calls", guarded(listing))
+    app.router.add_get("/calls/{id}", guarded(one))
+    app.router.add_delete("/calls/{id}", guarded(cancel))

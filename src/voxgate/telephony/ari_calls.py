@@ -27,6 +27,7 @@ from typing import Any
 
 from voxgate.audio.pacer import MediaClock
 from voxgate.log import call_logger
+from voxgate.transports.base import run_agent_on
 
 from .ari import (
     AriClient,
@@ -346,17 +347,11 @@ class AriCallRouter:
         self._spawn(self._run_leg(ctx, ctx.leg))
 
     async def _run_leg(self, ctx: CallContext, leg: Any) -> None:
-        try:
-            if self.run_call is not None:
-                await self.run_call(leg)
-            else:
-                ctx.log.warning("no agent to run on the %s media leg", ctx.media)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            ctx.log.exception("agent failed; hanging up")
-        if leg.end_cause is None:
-            await leg.hangup("agent finished")
+        if self.run_call is None:
+            ctx.log.warning("no agent to run on the %s media leg; hanging up", ctx.media)
+            await leg.hangup("no agent")
+            return
+        await run_agent_on(leg, self.run_call, ctx.log)
 
     async def _media_entered(self, ctx: CallContext, channel_id: str) -> None:
         if ctx.ended or ctx.media_in_stasis:

@@ -10,9 +10,11 @@ A transport turns one network leg (AudioSocket TCP, a carrier WebSocket, a brows
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from voxgate.audio.format import AudioFormat, AudioFrame
 from voxgate.audio.pacer import OutboundPacer
@@ -84,3 +86,17 @@ class InboundStream:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         return self._items.popleft()
+
+
+async def run_agent_on(
+    call: Any, agent: Callable[[Any], Awaitable[None]], log: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """Run `agent(call)`; a crash is logged, and a call the agent left up is hung up."""
+    try:
+        await agent(call)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("agent failed; hanging up")
+    if call.end_cause is None:
+        await call.hangup("agent finished")

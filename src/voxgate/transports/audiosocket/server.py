@@ -32,7 +32,7 @@ from voxgate.transports.audiosocket.protocol import (
     describe_error,
     kind_name,
 )
-from voxgate.transports.base import Dtmf, InboundStream
+from voxgate.transports.base import Dtmf, InboundStream, run_agent_on
 
 log = logging.getLogger("voxgate.audiosocket")
 
@@ -305,14 +305,7 @@ class AudioSocketCall(asyncio.Protocol):
         self._agent_task = self._loop.create_task(self._run_agent(), name=f"call-{call_id}")
 
     async def _run_agent(self) -> None:
-        try:
-            await self._server.handler(self)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._log.exception("agent failed; hanging up")
-        if self.end_cause is None:
-            await self.hangup("agent finished")
+        await run_agent_on(self, self._server.handler, self._log)
 
     def _wrap_audio(self, payload: bytes) -> bytes:
         return audio_header(self._out_kind, len(payload)) + payload
