@@ -24,7 +24,11 @@ Run alone (`python tests/fake_ari.py --port 0 [--connect-audiosocket]`) it print
 adds a control API for the benchmarks: POST /_fake/drop[?graceful=1][&refuse_ms=N],
 POST /_fake/burst?n=&rate=, GET /_fake/stats, POST /_fake/inbound?n=N (N callers enter Stasis
 as `inbound_call()` does), POST /_fake/hangup?n=N|all=1|ids=A,B (those callers hang up),
-GET /_fake/calls (live callers, AudioSocket legs and their frame counters, bridges).
+GET /_fake/calls (live callers, AudioSocket legs and their frame counters, bridges),
+GET /_fake/requests[?method=POST][&path=/channels][&prefix=/bridges] (the recorded requests with
+`t`, the time.monotonic() of their arrival), POST /_fake/originate?hangup_after_s=N (the far end
+of every originated channel hangs up, cause 16, N s after it answered; empty N: never) and
+GET /_fake/originated (each originated channel's answered_at / destroyed_at / cause).
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ class Recorded:
     path: str  # relative to /ari, e.g. "/channels/1.1/answer"
     query: dict[str, str]
     json: Any
+    t: float = field(default=0.0, compare=False)  # time.monotonic() when the request arrived
 
 
 @dataclass
@@ -169,6 +174,10 @@ class FakeAri:
     refuse_until: float = 0.0  # time.monotonic() until which events connections get 503
     refused_times: list[float] = field(default_factory=list)
     inbound_ids: list[str] = field(default_factory=list)  # callers started through /_fake/inbound
+    originated_ids: list[str] = field(default_factory=list)  # channels made by POST /channels
+    answered_at: dict[str, float] = field(default_factory=dict)  # originated id → entered Stasis (Up)
+    destroyed_at: dict[str, tuple[float, int]] = field(default_factory=dict)  # id → (time, cause)
+    originate_hangup_after_s: float | None = None  # the far end hangs up this long after answering
     _failures: list[Failure] = field(default_factory=list)
     _malformed: int = 0
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -200,6 +209,9 @@ class FakeAri:
             app.router.add_post("/_fake/inbound", self._control_inbound)
             app.router.add_post("/_fake/hangup", self._control_hangup)
             app.router.add_get("/_fake/calls", self._control_calls)
+            app.router.add_get("/_fake/requests", self._control_requests)
+            app.router.add_post("/_fake/originate", self._control_originate)
+            app.router.add_get("/_fake/originated", self._control_originated)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
         await web.TCPSite(self._runner, HOST, port).start()
@@ -246,6 +258,7 @@ class FakeAri:
     async def _middleware(self, request: web.Request, handler: Route) -> web.StreamResponse:
         if not request.path.startswith("/ari/"):
             return await handler(request)
+        arrived = time.monotonic()
         path = request.path[len("/ari") :]
         body: Any = None
         if request.can_read_body:
@@ -255,7 +268,7 @@ class FakeAri:
                     body = json.loads(raw)
                 except ValueError:
                     return _error(400, "Invalid JSON body")
-        self.requests.append(Recorded(request.method, path, dict(request.query), body))
+        self.requests.append(Recorded(request.method, path, dict(request.query), body, t=arrived))
         user = self._authenticate(request)
         if user is None:
             return web.json_response(
@@ -449,6 +462,7 @@ class FakeAri:
         channel = self.channels.pop(channel_id, None)
         if channel is None:
             return
+        self.destroyed_at[channel_id] = (time.monotonic(), cause)
         leg = self.audiosocket_legs.get(channel_id)
         if leg is not None:  # chan_audiosocket closes its socket when the channel hangs up
             leg.close_from_asterisk()
@@ -464,7 +478,8 @@ class FakeAri:
         if channel_id in self.in_stasis:
             self.in_stasis.discard(channel_id)
             await self.push({"type": "StasisEnd", "channel": channel})
-        channel["state"] = "Down"
+        # The snapshot keeps the channel's last state: an originate that rang out is destroyed
+        # in state Ringing (asterisk/asterisk#963, #1660 show such events from a real Asterisk).
         await self.push(
             {
                 "type": "ChannelDestroyed",
@@ -611,6 +626,40 @@ class FakeAri:
                 "legs": [leg.summary() for leg in legs],
             }
         )
+
+    async def _control_requests(self, request: web.Request) -> web.StreamResponse:
+        """The recorded requests (`method`, exact `path`, path `prefix` filters), each with `t`."""
+        method, path, prefix = (request.query.get(k) for k in ("method", "path", "prefix"))
+        found = [
+            {"method": r.method, "path": r.path, "query": r.query, "json": r.json, "t": r.t}
+            for r in self.requests
+            if method in (None, r.method)
+            and path in (None, r.path)
+            and (prefix is None or r.path.startswith(prefix))
+        ]
+        return web.json_response({"t": time.monotonic(), "requests": found})
+
+    async def _control_originate(self, request: web.Request) -> web.StreamResponse:
+        """`hangup_after_s=N`: the far end hangs up each originated channel N s after it answered
+        (cause 16, normal clearing); empty or absent: it never hangs up by itself."""
+        after = request.query.get("hangup_after_s", "")
+        self.originate_hangup_after_s = float(after) if after else None
+        return web.json_response({"hangup_after_s": self.originate_hangup_after_s})
+
+    async def _control_originated(self, request: web.Request) -> web.StreamResponse:
+        channels = []
+        for channel_id in self.originated_ids:
+            destroyed = self.destroyed_at.get(channel_id)
+            channels.append(
+                {
+                    "id": channel_id,
+                    "answered_at": self.answered_at.get(channel_id),
+                    "destroyed_at": destroyed[0] if destroyed else None,
+                    "cause": destroyed[1] if destroyed else None,
+                }
+            )
+        live = sum(1 for c in self.originated_ids if c in self.channels)
+        return web.json_response({"t": time.monotonic(), "live": live, "channels": channels})
 
     async def _control_burst(self, request: web.Request) -> web.StreamResponse:
         """n ChannelVarset events, each stamped with `sent_ns` (time.monotonic_ns) as it is sent."""
@@ -846,11 +895,16 @@ def _install_routes(fake: FakeAri) -> None:
             caller_number=p.get("callerId", ""),
         )
         fake.channel_vars[channel["id"]] = {k: str(val) for k, val in v.items()}
+        fake.originated_ids.append(channel["id"])
         if p.get("app"):
             args = p["appArgs"].split(",") if p.get("appArgs") else []
 
             async def answered() -> None:
                 channel["state"] = "Up"
+                fake.answered_at[channel["id"]] = time.monotonic()
+                if fake.originate_hangup_after_s is not None:  # the far end hangs up later
+                    hangup = fake.destroy_channel(channel["id"], 16)
+                    fake.later(hangup, fake.originate_hangup_after_s)
                 await fake.enter_stasis(channel, args)
 
             fake.later(answered(), 0.01)

@@ -149,6 +149,20 @@ def test_hangup_causes_map_to_outcomes() -> None:
     assert (outcome_for_cause(21).kind, outcome_for_cause(21).cause) == ("failed", "rejected")
     assert outcome_for_cause(99).cause == "cause_99"
     assert outcome_for_cause(-1).cause == "vanished while ARI was disconnected"
+    # Asterisk 20-22 give an originate that rang out cause 0 ("Unknown") or 16: no answer.
+    assert outcome_for_cause(0, "Ringing").kind == outcome_for_cause(16, "Ringing").kind == "no_answer"
+    assert (outcome_for_cause(0, "Down").kind, outcome_for_cause(0, "Down").cause) == ("failed", "cause_0")
+
+
+async def test_originate_that_rings_out_with_cause_0_is_no_answer(
+    fake: FakeAri, voxgate: VoxgateServer
+) -> None:
+    ring(fake, then_cause=0)  # the channel is in state Ringing when it is destroyed
+    _, body = await post_call(voxgate, {"to": "PJSIP/1000", "max_attempts": 2, "retry_after_s": 0.05})
+    await status_becomes(voxgate, body["id"], "no_answer")
+    await wait_for(lambda: len(fake.calls("POST", "/channels")) == 2, within=3.0)  # retried once
+    await status_becomes(voxgate, body["id"], "no_answer")
+    assert (await get_call(voxgate, body["id"]))["attempts"] == 2
 
 
 async def test_cancel_while_ringing_hangs_up_the_channel(fake: FakeAri, voxgate: VoxgateServer) -> None:

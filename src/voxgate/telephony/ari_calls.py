@@ -44,6 +44,7 @@ from .ari_media import MEDIA_CHANNEL_PREFIXES, MediaCall, MediaKind, MediaSettin
 
 log = logging.getLogger("voxgate.ari.calls")
 
+VANISHED = -1  # an originated channel gone while the events socket was down: no cause known
 MEDIA_GRACE_S = 1.0  # wait this long for the AudioSocket connection of a media channel that ended
 RunCall = Callable[[Any], Awaitable[None]]
 
@@ -82,7 +83,7 @@ class _Dialing:
     """An outbound channel we originated that has not entered Stasis yet."""
 
     request: Any
-    answered: asyncio.Future[CallContext | int]  # the call's context, or the hangup cause
+    answered: asyncio.Future[CallContext | tuple[int, str]]  # the context, or (cause, last state)
     amd: bool = False
 
 
@@ -146,7 +147,7 @@ class AriCallRouter:
     ) -> asyncio.Future[CallContext | int]:
         """An outbound channel is about to be originated with this id: its StasisStart makes it a
         call with `request` (the future gets its context); a hangup before that gives the cause."""
-        future: asyncio.Future[CallContext | int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[CallContext | tuple[int, str]] = asyncio.get_running_loop().create_future()
         self._dialing[channel_id] = _Dialing(request, future, amd)
         return future
 
@@ -175,7 +176,7 @@ class AriCallRouter:
             self._spawn(self._end(ctx, hang_caller=None))
         for channel_id, dialing in list(self._dialing.items()):
             if channel_id not in live and not dialing.answered.done():
-                dialing.answered.set_result(0)
+                dialing.answered.set_result((VANISHED, ""))
                 self._dialing.pop(channel_id, None)
         if stale:
             log.info("ARI reconnect: ended %d calls whose caller left while disconnected", len(stale))
@@ -260,7 +261,7 @@ class AriCallRouter:
         if dialing is not None and isinstance(event, ChannelDestroyed):
             self._dialing.pop(channel_id, None)
             if not dialing.answered.done():
-                dialing.answered.set_result(event.cause)
+                dialing.answered.set_result((event.cause, event.channel.state))
             return
         call_uuid = self._by_caller.get(channel_id)
         if call_uuid is not None:

@@ -17,12 +17,12 @@ import uuid
 from typing import Any
 
 from .ari import AriError
-from .ari_calls import AriCallRouter, CallContext
+from .ari_calls import VANISHED, AriCallRouter, CallContext
 from .outbound import CallOutcome, OutboundRequest
 
 log = logging.getLogger("voxgate.ari.outbound")
 
-VANISHED = -1  # the channel was gone when the events socket came back: no cause known
+
 _BUSY = {17}  # user busy
 _NO_ANSWER = {18, 19}  # no user responding, no answer
 _CAUSE_NAMES = {
@@ -41,11 +41,14 @@ _CAUSE_NAMES = {
 }
 
 
-def outcome_for_cause(cause: int) -> CallOutcome:
-    """A dial that ended before it was answered, by its hangup cause (Q.850)."""
+def outcome_for_cause(cause: int, state: str = "") -> CallOutcome:
+    """A dial that ended before it was answered, by its hangup cause (Q.850) and the channel's
+    last state. Asterisk 20-22 report an originate that rang out with cause 0 ("Unknown") or 16
+    (normal clearing) instead of 19 (asterisk/asterisk#1660, #963): after ringing, that is no
+    answer."""
     if cause in _BUSY:
         return CallOutcome.busy()
-    if cause in _NO_ANSWER:
+    if cause in _NO_ANSWER or (cause in (0, 16) and state in ("Ring", "Ringing")):
         return CallOutcome.no_answer()
     if cause == VANISHED:
         return CallOutcome.failed("vanished while ARI was disconnected")
@@ -102,7 +105,7 @@ class AriOriginator:
             await self._hangup_quietly(channel_id)
             raise
         if not isinstance(result, CallContext):
-            return outcome_for_cause(result)
+            return outcome_for_cause(*result)
         ctx = result
         return CallOutcome.answered(
             ctx.done.wait(),
