@@ -317,3 +317,30 @@ async def test_caller_gone_while_events_socket_was_down_is_ended_after_reconnect
     await asyncio.wait_for(vc.done, 3.0)
     assert ("DELETE", f"/bridges/{bridge_id}") in calls_after(fake, 0)
     await wait_for(lambda: voxgate.audiosocket.active_calls == 0)
+
+
+async def test_originate_from_python_runs_a_handler_then_hangs_up(
+    fake: FakeAri, voxgate: VoxgateServer
+) -> None:
+    seen: list[Any] = []
+
+    async def handler(session: Any) -> None:
+        seen.append((session.context.direction, session.context.outbound.to))
+
+    call = voxgate.originate("PJSIP/1000", handler=handler, caller_id=CALLER_ID, variables={"A": "1"})
+    originate = (await wait_request(fake, "POST", "/channels"))[0]
+    assert (originate.query["endpoint"], originate.query["callerId"]) == ("PJSIP/1000", CALLER_ID)
+    media = (await wait_request(fake, "POST", "/channels/externalMedia"))[0]
+    await connect_media(voxgate, media.query["data"])
+    assert (await asyncio.wait_for(call.wait(), 3.0)).value == "done"
+    assert seen == [("outbound", "PJSIP/1000")]
+    hangup = await wait_request(fake, "DELETE", f"/channels/{originate.query['channelId']}")
+    assert hangup[0].query == {"reason": "normal"}  # the handler returned: the call is hung up
+
+
+async def test_voice_app_originate_needs_the_server() -> None:
+    from voxgate.telephony.session import NotSupported
+    from voxgate.telephony.voice_app import VoiceApp
+
+    with pytest.raises(NotSupported, match="needs voxgate serve with ARI"):
+        VoiceApp().originate("+15551234567", agent="x")

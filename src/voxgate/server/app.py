@@ -24,7 +24,7 @@ from voxgate.telephony.ari import AriClient, AriEvents
 from voxgate.telephony.ari_calls import AriCallRouter
 from voxgate.telephony.ari_media import MediaSettings
 from voxgate.telephony.ari_outbound import AriOriginator
-from voxgate.telephony.outbound import OutboundQueue
+from voxgate.telephony.outbound import OutboundCall, OutboundQueue, OutboundRequest
 from voxgate.telephony.outbound.answered import run_answered
 from voxgate.telephony.session import CallSession
 from voxgate.transports.audiosocket.server import AudioSocketCall, AudioSocketServer
@@ -161,11 +161,40 @@ class VoxgateServer:
             max_queued=out.max_queued,
             endpoint_template=out.endpoint_template,
         )
+        if hasattr(self.agent, "originate_with"):  # a VoiceApp: app.originate() places calls here
+            self.agent.originate_with = self.originate
         attach_router = getattr(self.agent, "attach_router", None)
         if attach_router is not None:  # a VoiceApp routes on the ARI call context
             attach_router(self.ari_router)
         await self.ari_events.start(wait=False)
         self._ari_watch = asyncio.create_task(self._watch_ari(ari.url), name="ari-watch")
+
+    def originate(
+        self,
+        to: str,
+        *,
+        agent: str | None = None,
+        handler: Callable[..., Awaitable[None]] | None = None,
+        caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
+        timeout_s: float = 30.0,
+        **options: Any,
+    ) -> OutboundCall:
+        """Queue an outbound call that runs `agent` (a name; default: the serving agent) or
+        `handler(session)` when answered; `options` are further `OutboundRequest` fields
+        (voicemail_drop, max_attempts, retry_after_s, id). Returns the queue's handle."""
+        if self.outbound is None:
+            raise RuntimeError("outbound calls need ARI: set ari.url, ari.username and ari.password")
+        request = OutboundRequest(
+            to=to,
+            agent=agent if agent is not None or handler is not None else self.config.agent,
+            handler=handler,
+            caller_id=caller_id,
+            variables=variables or {},
+            timeout_s=timeout_s,
+            **options,
+        )
+        return self.outbound.submit(request)
 
     @property
     def active_calls(self) -> int:

@@ -31,7 +31,7 @@ from voxgate.providers.base import STT, TTS, VAD
 from voxgate.transports.base import CallAudio
 
 from .ari_media import MEDIA_KINDS
-from .session import CallSession
+from .session import CallSession, NotSupported
 
 log = logging.getLogger("voxgate.voice_app")
 
@@ -119,6 +119,7 @@ class VoiceApp:
         self.contexts = contexts
         self.ari = ari
         self.agent_loader: Callable[[str], Agent] = load_agent  # names not in `agents`
+        self.originate_with: Callable[..., Any] | None = None  # set by `voxgate serve` with ARI
         self.routes: list[Route] = []
         self._default: Route | None = None
         if default_agent is not None:
@@ -172,6 +173,14 @@ class VoiceApp:
             return handler
 
         return register
+
+    def originate(self, to: str, **options: Any) -> Any:
+        """Place an outbound call (`voxgate serve` with ARI): `agent=` a name or `handler=` an
+        `async def handler(session)`, plus caller_id, variables, timeout_s, voicemail_drop,
+        max_attempts. Returns the call's handle (`status`, `await wait()`, `cancel()`)."""
+        if self.originate_with is None:
+            raise NotSupported("originate() needs voxgate serve with ARI configured (ari.url, …)")
+        return self.originate_with(to, **options)
 
     def attach_router(self, router: Any) -> None:
         """Look call contexts up in an `AriCallRouter` (and use its ARI client)."""
