@@ -717,6 +717,7 @@ class AudioSocketLeg(asyncio.Protocol):
         self.bytes_received = 0
         self.hangups_received = 0
         self.first_rx: float | None = None
+        self.first_nonsilent_rx: float | None = None  # first audio frame with a non-zero sample
         self.last_rx: float | None = None
         self.max_gap_ms = 0.0
         self.gaps: list[tuple[float, float]] = []  # (arrival time, gap ms) for gaps ≥ GAP_RECORD_MS
@@ -793,6 +794,7 @@ class AudioSocketLeg(asyncio.Protocol):
             "bytes_received": self.bytes_received,
             "hangups_received": self.hangups_received,
             "first_rx": self.first_rx,
+            "first_nonsilent_rx": self.first_nonsilent_rx,
             "last_rx": self.last_rx,
             "max_gap_ms": round(self.max_gap_ms, 3),
             "gaps": self.gaps,
@@ -804,6 +806,8 @@ class AudioSocketLeg(asyncio.Protocol):
         self.bytes_received += len(payload)
         if payload.strip(b"\0"):
             self.frames_nonsilent += 1
+            if self.first_nonsilent_rx is None:
+                self.first_nonsilent_rx = now
         if self.last_rx is None:
             self.first_rx = now
         else:

@@ -251,7 +251,13 @@ class AriConfig(_Model):
 
 
 class OutboundConfig(_Model):
-    calls_per_second: float = Field(1.0, gt=0, le=1000, description="Most outbound calls started per second")
+    calls_per_second: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="Outbound dial rate: starts are spaced 1/calls_per_second apart (give or take a few "
+        "ms of timer jitter), so a closed one-second window can hold calls_per_second + 1",
+    )
     max_concurrent: int = Field(10, ge=1, description="Most outbound calls from dialling to hangup at once")
     max_queued: int = Field(1000, ge=1, description="Most outbound calls waiting; more are refused (429)")
     endpoint_template: str = Field(

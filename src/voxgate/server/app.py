@@ -105,7 +105,9 @@ class VoxgateServer:
         if prepare is not None:  # load models in the background: the listeners are up already
             self._prepare = asyncio.create_task(self._prepare_agent(prepare), name="agent-prepare")
         h_host, h_port = parse_hostport(self.config.http.listen, field="http.listen")
-        site = web.TCPSite(self._runner, h_host, h_port, reuse_address=True)
+        # A campaign tool may open hundreds of connections at once: a short accept queue drops
+        # SYNs and the client retries a second later.
+        site = web.TCPSite(self._runner, h_host, h_port, reuse_address=True, backlog=1024)
         await site.start()
         server = site._server
         if server is not None:
