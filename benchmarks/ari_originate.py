@@ -13,8 +13,8 @@ originated channel up `--talk` s after it answered (the fake's POST /_fake/origi
 
 `--calls` requests, each to a distinct number, are POSTed to voxgate's /calls at t0 (all at
 once, on loopback: the API needs no token there; through `--http-connections` client
-connections, since more simultaneous connects than voxgate's listen backlog (aiohttp's default
-128) get their SYN dropped and retried a second later). Reported:
+connections; voxgate's HTTP listen backlog is 1024 since this benchmark found aiohttp's default
+of 128 dropping SYNs, which clients retry a second later). Reported:
 
 - dial rate at the fake: `POST /channels` arrivals (the fake's clock, i.e. what a carrier
   would see) per second over the run against the configured cps, arrivals per 1 s bin, the most
@@ -617,7 +617,7 @@ def cli() -> None:
         "--http-connections",
         type=int,
         default=100,
-        help="client connections for the POST /calls burst (0: one per request; over ~128 "
+        help="client connections for the POST /calls burst (0: one per request; over ~1024 "
         "overflows voxgate's listen backlog and the dropped SYNs are retried after 1 s)",
     )
     parser.add_argument("--settle", type=float, default=10.0, help="s to wait for everything to be torn down")
