@@ -10,7 +10,7 @@ from voxgate.providers import registry
 
 def _check_agent(key: str, agent: AgentConfig) -> list[str]:
     problems: list[str] = []
-    for kind in ("stt", "llm", "tts"):
+    for kind in ("stt", "llm", "tts", "realtime"):
         for i, p in enumerate(getattr(agent, kind)):
             try:
                 registry.load(kind, p.name)

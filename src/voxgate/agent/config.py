@@ -77,7 +77,20 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("default", description="How calls and logs refer to this agent")
-    mode: Literal["pipeline"] = Field("pipeline", description="pipeline: VAD → STT → LLM/flow → TTS")
+    mode: Literal["pipeline", "realtime"] = Field(
+        "pipeline",
+        description="pipeline: VAD → STT → LLM/flow → TTS; realtime: a speech-to-speech session "
+        "(`realtime:` providers), with this agent's pipeline as its fallback",
+    )
+    realtime: list[ProviderConfig] = Field(
+        default_factory=list,
+        description="Speech-to-speech providers for mode: realtime, first choice first, e.g. "
+        "{name: openai-realtime, model: gpt-realtime} or {name: deepgram-agent}",
+    )
+    realtime_apology: str = Field(
+        "Sorry, I had a problem on my side. I'm still here: what were you saying?",
+        description="Said by the pipeline when a realtime session dies mid-call and it takes over",
+    )
     greeting: str | None = Field(None, description="Said when the call starts; none: wait for the caller")
     prompt: str = Field(DEFAULT_PROMPT, description="System prompt for the LLM (unused by the flow agent)")
     stt: list[ProviderConfig] = Field(
@@ -133,7 +146,7 @@ class AgentConfig(BaseModel):
     _as_lists = model_validator(mode="before")(
         classmethod(
             lambda cls, v: (
-                {**v, **{k: _as_list(v[k]) for k in ("stt", "llm", "tts") if k in v}}
+                {**v, **{k: _as_list(v[k]) for k in ("stt", "llm", "tts", "realtime") if k in v}}
                 if isinstance(v, dict)
                 else v
             )
@@ -146,7 +159,18 @@ class AgentConfig(BaseModel):
             raise ValueError("stt: at least one speech-to-text provider is needed, e.g. stt: whisper")
         if not self.tts:
             raise ValueError("tts: at least one text-to-speech provider is needed, e.g. tts: [piper, espeak]")
+        if self.mode == "realtime" and not self.realtime:
+            raise ValueError(
+                "mode: realtime needs a speech-to-speech provider: realtime: openai-realtime "
+                "(or deepgram-agent, or a list of them)"
+            )
         if not self.llm and self.flow is None:
+            if self.mode == "realtime":
+                raise ValueError(
+                    "mode: realtime takes its fallback from the pipeline, which has nothing to say: set "
+                    "llm (e.g. {name: openai-compatible, model: gpt-4o-mini}) or a flow, so a call whose "
+                    "realtime session fails goes on"
+                )
             raise ValueError(
                 "neither llm nor flow is set: configure an LLM (llm: {name: openai-compatible, ...}) "
                 "or a flow (flow: {intents: ...}) so the agent has something to say"

@@ -97,16 +97,18 @@ class PipelineAgent:
         self.runners: list[ConversationRunner] = []  # calls in progress
         self.on_runner: Callable[[ConversationRunner], None] | None = None
 
-    def responder(self, call: CallAudio) -> Responder:
+    def responder(self, call: CallAudio, greeting: str | None = None) -> Responder:
+        """`greeting` replaces the configured one (a realtime agent's apology when it hands over)."""
+        greeting = greeting if greeting is not None else self.config.greeting
         flow = None
         if self.config.flow is not None:
-            flow = FlowResponder(self.config.flow, greeting=self.config.greeting)
+            flow = FlowResponder(self.config.flow, greeting=greeting)
         if self.llm is None:
             assert flow is not None  # AgentConfig guarantees llm or flow
             return flow
         return LLMResponder(
             self.llm,
-            greeting=self.config.greeting,
+            greeting=greeting,
             tools=self.tools,
             builtin_tools=self.config.builtin_tools,
             context=ToolContext(call_id=call.call_id),
@@ -114,10 +116,10 @@ class PipelineAgent:
             transfer_targets=self.config.transfer_targets,
         )
 
-    async def handle(self, call: CallAudio) -> None:
+    async def handle(self, call: CallAudio, greeting: str | None = None) -> None:
         runner = ConversationRunner(
             call,
-            responder=self.responder(call),
+            responder=self.responder(call, greeting),
             stt=self.stt,
             tts=self.tts,
             vad=self.vad_factory(),
@@ -185,6 +187,17 @@ def fixed_sentences(config: AgentConfig) -> list[str]:
             if spoken := for_speech(sentence):
                 out.append(spoken)
     return list(dict.fromkeys(out))
+
+
+def make_agent(config: AgentConfig) -> Any:
+    """The agent a config describes: a `PipelineAgent`, or for mode: realtime a `RealtimeAgent`
+    whose fallback is the pipeline the same config describes."""
+    if config.mode != "realtime":
+        return PipelineAgent(config)
+    from voxgate.agent.realtime import RealtimeAgent
+
+    providers = [registry.create("realtime", p.name, **p.options) for p in config.realtime]
+    return RealtimeAgent(config, providers, PipelineAgent(config))
 
 
 def default_agent(**overrides: Any) -> PipelineAgent:

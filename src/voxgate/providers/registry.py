@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 from voxgate.providers.base import LLM, STT, TTS, VAD, BatchSTT
 from voxgate.providers.batch_stt import BatchSTTAdapter
+from voxgate.providers.realtime.base import RealtimeProvider
 
-Kind = Literal["stt", "llm", "tts", "vad"]
-KINDS: tuple[Kind, ...] = ("stt", "llm", "tts", "vad")
-_PROTOCOLS: dict[str, type] = {"stt": STT, "llm": LLM, "tts": TTS, "vad": VAD}
+Kind = Literal["stt", "llm", "tts", "vad", "realtime"]
+KINDS: tuple[Kind, ...] = ("stt", "llm", "tts", "vad", "realtime")
+_PROTOCOLS: dict[str, type] = {"stt": STT, "llm": LLM, "tts": TTS, "vad": VAD, "realtime": RealtimeProvider}
 
 # Providers that ship in an optional extra: name → extra (`pip install 'voxgate[extra]'`).
 KNOWN_EXTRAS: dict[str, str] = {

@@ -39,9 +39,9 @@ def build_agent(config: ServerConfig, app: str | None = None) -> Agent:
     if app is not None:
         return _load_app(config, app)
     if config.agent in config.agents:
-        from voxgate.agent.pipeline import PipelineAgent
+        from voxgate.agent.pipeline import make_agent
 
-        return PipelineAgent(config.agents[config.agent])
+        return make_agent(config.agents[config.agent])  # type: ignore[no-any-return]
     return load_agent(config.agent)
 
 
