@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +56,7 @@ from voxgate.providers.base import (
     Usage,
 )
 from voxgate.providers.llm.sse import SSEDecoder
+from voxgate.providers.secrets import resolve_secret
 
 log = logging.getLogger("voxgate.providers.llm")
 
@@ -284,8 +284,9 @@ class OpenAICompatibleLLM:
     Options:
     - `base_url`: the API root with its version path (see the module docstring).
     - `model`: the model name the server knows.
-    - `api_key` / `api_key_env`: the key itself, or the name of the environment variable holding
-      it (read once, here). Neither → no `Authorization` header (local servers).
+    - `api_key` / `api_key_env` / `api_key_file`: the key itself, the name of the environment
+      variable holding it, or a file holding it (read once, here). None → no `Authorization`
+      header (local servers).
     - `temperature`, `max_tokens`: sent only when set. `max_tokens_param` renames the latter
       (`max_completion_tokens` for OpenAI's newer models).
     - `include_usage`: ask for the usage chunk (`stream_options`); off for servers that reject it.
@@ -303,6 +304,7 @@ class OpenAICompatibleLLM:
         *,
         api_key: str | None = None,
         api_key_env: str | None = None,
+        api_key_file: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         max_tokens_param: str = "max_tokens",
@@ -316,10 +318,14 @@ class OpenAICompatibleLLM:
     ) -> None:
         if not model:
             raise ValueError("model is required (the name the server knows it by)")
-        if api_key is None and api_key_env:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise ValueError(f"the environment variable {api_key_env} (api_key_env) is not set or empty")
+        secret = resolve_secret(
+            name or "openai-compatible",
+            api_key=api_key,
+            api_key_env=api_key_env,
+            api_key_file=api_key_file,
+            required=False,  # local servers (Ollama, llama.cpp, vLLM) take none
+        )
+        api_key = secret.value if secret is not None else None
         self.url = chat_completions_url(base_url)
         self.model = model
         self.name = name or f"openai-compatible({model})"
