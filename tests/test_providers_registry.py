@@ -48,11 +48,11 @@ def test_create_passes_options() -> None:
 
 def test_unknown_name_lists_what_is_available_and_the_extra_to_install() -> None:
     with pytest.raises(ProviderNotFound) as info:
-        create("stt", "deepgram")
+        create("tts", "cartesia")  # a vendor with a known extra that is not installed here
     msg = str(info.value)
-    assert "no stt provider named 'deepgram'" in msg
+    assert "no tts provider named 'cartesia'" in msg
     assert "scripted" in msg.partition("available: ")[2].partition(";")[0].split(", ")
-    assert "pip install 'voxgate[deepgram]'" in msg
+    assert "pip install 'voxgate[cartesia]'" in msg
 
     with pytest.raises(ProviderNotFound, match=r"available: (\w+, )*scripted") as info:
         create("tts", "nosuchvoice")
