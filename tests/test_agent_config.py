@@ -237,8 +237,11 @@ def bad(good: str, old: str, new: str) -> str:
     [
         (
             "    stt: scripted\n",
-            "    stt: [scripted, deepgram]\n",
-            ["agents.reception.stt[1]: no stt provider named 'deepgram'", "pip install 'voxgate[deepgram]'"],
+            "    stt: [scripted, assemblyai]\n",
+            [
+                "agents.reception.stt[1]: no stt provider named 'assemblyai'",
+                "pip install 'voxgate[assemblyai]'",
+            ],
         ),
         (
             "    vad: scripted\n",
@@ -378,3 +381,19 @@ async def test_a_pipeline_agent_whose_llm_fails_falls_back_to_its_flow() -> None
     )
     runner, _ = await run_call(built)
     assert runner.record.transcript()[-1] == ("agent", "We're open nine to five.")
+
+
+def test_config_check_covers_realtime_agents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = bad(
+        GOOD,
+        "    stt: scripted\n",
+        "    mode: realtime\n    realtime: [openai-realtime, deepgram-agent]\n    stt: scripted\n",
+    )
+    code, out, err = check(write(tmp_path, good), capsys)
+    assert code == 0, err
+    assert (
+        "agent reception: realtime openai-realtime → deepgram-agent; fallback pipeline: stt scripted" in out
+    )
+    wrong = bad(good, "[openai-realtime, deepgram-agent]", "[openai-realtime, nosuchagent]")
+    code, out, err = check(write(tmp_path, wrong), capsys)
+    assert code == 2 and "agents.reception.realtime[1]: no realtime provider named 'nosuchagent'" in err

@@ -32,10 +32,14 @@ def _describe(key: str, agent: AgentConfig) -> str:
     brain = " → ".join(p.name for p in agent.llm) if agent.llm else "flow"
     if agent.llm and agent.flow is not None:
         brain += " (flow as fallback)"
-    return (
-        f"agent {key}: stt {' → '.join(p.name for p in agent.stt)}, {brain}, "
+    pipeline = (
+        f"stt {' → '.join(p.name for p in agent.stt)}, {brain}, "
         f"tts {' → '.join(p.name for p in agent.tts)}, vad {agent.vad.name}, {len(agent.tools)} tool(s)"
     )
+    if agent.mode == "realtime":
+        sessions = " → ".join(p.name for p in agent.realtime)
+        return f"agent {key}: realtime {sessions}; fallback pipeline: {pipeline}"
+    return f"agent {key}: {pipeline}"
 
 
 def check_config(path: str) -> tuple[list[str], list[str]]:
