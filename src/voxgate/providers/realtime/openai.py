@@ -25,40 +25,51 @@ what was played (never past the audio received), cancels the reply if it is stil
 (ignoring the error a late cancel gets back) and drops the audio of that reply still arriving.
 
 The API key only ever goes into the `Authorization` header: never into logs, `repr()` or errors.
+
+Layout: `openai_wire` holds the wire shapes (audio formats, `session.update` GA and beta, tools,
+event names), `openai_events` the conversation state the server events drive (`Conversation`:
+replies owed and running, tool calls, the truncate and cancel of a barge-in), and this module the
+provider, the connection, the session's tasks (reader, sender, watchdog) and its public methods.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import collections
 import contextlib
-import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from voxgate.audio.format import SLIN24, AudioFormat, AudioFrame, Encoding
-from voxgate.providers.base import ProviderError, ProviderTimeout, ToolSpec
-from voxgate.providers.realtime.base import (
-    AgentAudio,
-    AgentAudioDone,
-    RealtimeConfig,
-    RealtimeEvent,
-    ResponseDone,
-    SessionError,
-    ToolCall,
-    Transcript,
-    UserSpeechStarted,
-    UserSpeechStopped,
+from voxgate.audio.format import AudioFormat, AudioFrame
+from voxgate.providers.base import ProviderError, ProviderTimeout
+from voxgate.providers.realtime.base import RealtimeConfig, RealtimeEvent, SessionError
+from voxgate.providers.realtime.openai_events import Conversation
+from voxgate.providers.realtime.openai_wire import (
+    DUMPS,
+    error_text,
+    format_mismatch,
+    negotiate_format,
+    session_update,
+    tool_to_wire,
 )
 from voxgate.providers.secrets import Secret, redact, resolve_secret
+
+__all__ = [
+    "DEFAULT_URL",
+    "Eagerness",
+    "NoiseReduction",
+    "OpenAIRealtime",
+    "OpenAIRealtimeSession",
+    "TurnDetection",
+    "negotiate_format",
+    "tool_to_wire",
+]
 
 log = logging.getLogger("voxgate.providers.realtime")
 
@@ -68,67 +79,9 @@ TurnDetection = Literal["server_vad", "semantic_vad"]
 Eagerness = Literal["low", "medium", "high", "auto"]
 NoiseReduction = Literal["near_field", "far_field"]
 
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _MAX_MESSAGE = 16 * 1024 * 1024  # server events (session.updated, response.done) can be large
 _MAX_APPEND = 256 * 1024  # raw audio bytes merged into one input_audio_buffer.append at most
 _CLOSE_TIMEOUT_S = 1.0  # closing a socket whose peer has gone quiet must not hold the call
-_KEEP_ITEMS = 8  # assistant items whose received audio length we remember (for truncate)
-_KEEP_CANCELLED = 16  # cancelled response ids whose late audio we still drop
-
-# The legacy (beta) names of the GA server events that were renamed (§4).
-_BETA_NAMES = {
-    "response.audio.delta": "response.output_audio.delta",
-    "response.audio.done": "response.output_audio.done",
-    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
-    "response.audio_transcript.done": "response.output_audio_transcript.done",
-    "response.text.delta": "response.output_text.delta",
-    "response.text.done": "response.output_text.done",
-}
-
-# Events we know and have nothing to do with (logged at debug level, like unknown ones).
-_QUIET = frozenset(
-    {
-        "session.created",
-        "session.updated",
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.created",
-        "conversation.item.truncated",
-        "conversation.item.deleted",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.timeout_triggered",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.function_call_arguments.delta",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "rate_limits.updated",
-    }
-)
-
-
-def negotiate_format(telephony: AudioFormat, *, beta: bool = False) -> tuple[AudioFormat, Any]:
-    """(the session's audio format, its wire value) for a call leg in `telephony` format.
-
-    G.711 at 8 kHz goes as is; anything else is PCM16 at 24 kHz (§2: the only PCM rate)."""
-    if telephony.sample_rate == 8000 and telephony.encoding is Encoding.ULAW:
-        return telephony, ("g711_ulaw" if beta else {"type": "audio/pcmu"})
-    if telephony.sample_rate == 8000 and telephony.encoding is Encoding.ALAW:
-        return telephony, ("g711_alaw" if beta else {"type": "audio/pcma"})
-    return SLIN24, ("pcm16" if beta else {"type": "audio/pcm", "rate": 24000})
-
-
-def tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
-    """A tool as the Realtime API wants it: flat, unlike Chat Completions' nested `function`."""
-    return {
-        "type": "function",
-        "name": tool.name,
-        "description": tool.description,
-        "parameters": dict(tool.parameters),
-    }
 
 
 def _with_model(url: str, model: str) -> str:
@@ -258,26 +211,6 @@ class OpenAIRealtime:
             headers["OpenAI-Beta"] = "realtime=v1"
         return headers
 
-    def _turn_detection(self) -> dict[str, Any] | None:
-        if self.turn_detection is None:
-            return None
-        if self.turn_detection == "semantic_vad":
-            detection: dict[str, Any] = {"type": "semantic_vad", "eagerness": self.eagerness}
-        else:
-            detection = {
-                "type": "server_vad",
-                "threshold": self.threshold,
-                "prefix_padding_ms": self.prefix_padding_ms,
-                "silence_duration_ms": self.silence_duration_ms,
-            }
-        if self.beta:  # the legacy shape of §2: no create/interrupt flags
-            return detection
-        detection["create_response"] = True
-        detection["interrupt_response"] = True
-        if self.idle_timeout_ms is not None and self.turn_detection == "server_vad":
-            detection["idle_timeout_ms"] = self.idle_timeout_ms
-        return detection
-
 
 class OpenAIRealtimeSession:
     """One call's Realtime session (see the module docstring). Iterate it for its events."""
@@ -299,20 +232,17 @@ class OpenAIRealtimeSession:
         self._wake = asyncio.Event()
         self._started = False
         self._ended = False
-        self._event_ids = itertools.count(1)
-        # conversation state
-        self._response_id: str | None = None  # the reply in progress (response.created → done)
-        self._awaiting_since: float | None = None  # a reply is owed but not created yet
-        self._last_event = time.monotonic()
-        self._want_response = False  # tool outputs sent: ask for a reply once nothing blocks it
-        self._open_calls: set[str] = set()  # tool calls not answered yet
-        self._cancel_ids: set[str] = set()  # event_ids of our response.cancel (their errors are moot)
-        self._create_id: str | None = None  # event_id of our last response.create
-        self._cancelled: dict[str, None] = {}  # response ids whose audio we drop (ordered set)
-        self._item_bytes: dict[str, int] = {}  # assistant item → audio bytes received
-        self._playing_item: str | None = None  # item of the last AgentAudio handed out
-        self._assistant_text: dict[str, str] = {}
-        self._user_text: dict[str, str] = {}
+        self._last_event = time.monotonic()  # when the server last sent anything (for the watchdog)
+        self._conv = Conversation(
+            name=self.name,
+            output_format=fmt,
+            server_turns=provider.turn_detection is not None,
+            secret=provider._secret,
+            log_extra=self._log_extra,
+            emit=self._emit,
+            send=self._send,
+            ended=lambda: self._ended,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -324,48 +254,7 @@ class OpenAIRealtimeSession:
 
     def session_update(self) -> dict[str, Any]:
         """The `session.update` event `start()` sends (§2): GA nested shape, or beta flat."""
-        p, config = self._p, self.config
-        tools = [tool_to_wire(tool) for tool in config.tools]
-        voice = config.voice or p.voice
-        if p.beta:
-            session: dict[str, Any] = {
-                "modalities": ["audio", "text"],
-                "instructions": config.instructions,
-                "voice": voice,
-                "input_audio_format": self._wire_format,
-                "output_audio_format": self._wire_format,
-            }
-            if p.transcription_model:
-                session["input_audio_transcription"] = {"model": p.transcription_model}
-            session["turn_detection"] = p._turn_detection()
-            session["tools"] = tools
-            session["tool_choice"] = "auto"
-            if p.temperature is not None:
-                session["temperature"] = p.temperature
-            if p.max_output_tokens is not None:
-                session["max_response_output_tokens"] = p.max_output_tokens
-            return {"type": "session.update", "session": session}
-        audio_in: dict[str, Any] = {"format": dict(self._wire_format)}
-        if p.noise_reduction:
-            audio_in["noise_reduction"] = {"type": p.noise_reduction}
-        if p.transcription_model:
-            audio_in["transcription"] = {"model": p.transcription_model, "language": config.language}
-        audio_in["turn_detection"] = p._turn_detection()
-        audio_out: dict[str, Any] = {"format": dict(self._wire_format), "voice": voice}
-        if p.speed is not None:
-            audio_out["speed"] = p.speed
-        session = {
-            "type": "realtime",
-            "model": p.model,
-            "instructions": config.instructions,
-            "output_modalities": ["audio"],
-            "audio": {"input": audio_in, "output": audio_out},
-            "tools": tools,
-            "tool_choice": "auto",
-        }
-        if p.max_output_tokens is not None:
-            session["max_output_tokens"] = p.max_output_tokens
-        return {"type": "session.update", "session": session}
+        return session_update(self._p, self.config, self._wire_format)
 
     # -- start --
 
@@ -397,7 +286,7 @@ class OpenAIRealtimeSession:
             extra=self._log_extra,
         )
         if self.config.greeting:
-            self._create_response(
+            self._conv.create_response(
                 {"instructions": f"Say exactly this to greet the caller: {self.config.greeting}"}
             )
 
@@ -453,7 +342,7 @@ class OpenAIRealtimeSession:
         error: ProviderError | None = None
         try:
             async with asyncio.timeout(self._p.connect_timeout_s):
-                await self._ws.send_str(_DUMPS(event))
+                await self._ws.send_str(DUMPS(event))
         except TimeoutError:
             error = ProviderTimeout(self.name, f"sending {event['type']} to {self._p.url} timed out")
         except (aiohttp.ClientError, ConnectionError) as exc:
@@ -479,7 +368,7 @@ class OpenAIRealtimeSession:
                         if event["type"] == kind:
                             return event
                         if event["type"] == "error":
-                            message, code = self._error_text(event)
+                            message, code = error_text(event, self._p._secret)
                             error = ProviderError(
                                 self.name,
                                 f"the session was refused: {message}" + (f" ({code})" if code else ""),
@@ -522,21 +411,9 @@ class OpenAIRealtimeSession:
         if not isinstance(session, dict):
             return
         self.server_session = session
-        if self._p.beta:
-            got = [session.get("input_audio_format"), session.get("output_audio_format")]
-        else:
-            audio = session.get("audio") or {}
-            got = [(audio.get(way) or {}).get("format") for way in ("input", "output")]
-        want = self._wire_format if self._p.beta else self._wire_format["type"]
-        for way, value in zip(("input", "output"), got, strict=True):
-            if isinstance(value, dict):
-                value = value.get("type")
-            if value is not None and value != want:
-                raise ProviderError(
-                    self.name,
-                    f"the server set the {way} audio format to {value!r}, not the {want!r} asked for",
-                    retryable=False,
-                )
+        problem = format_mismatch(session, self._wire_format, beta=self._p.beta)
+        if problem is not None:
+            raise ProviderError(self.name, problem, retryable=False)
 
     # -- the caller's side --
 
@@ -556,9 +433,7 @@ class OpenAIRealtimeSession:
         """With `turn_detection=None`: the caller's turn is over, answer it."""
         if self._ended:
             return
-        self._send({"type": "input_audio_buffer.commit"})
-        self._want_response = True
-        self._maybe_create_response()
+        self._conv.commit()
 
     async def send_tool_result(self, call_id: str, name: str, output: str) -> None:
         """Give the model a tool's output; it answers once its current reply (if any) is done."""
@@ -571,39 +446,13 @@ class OpenAIRealtimeSession:
                 extra=self._log_extra,
             )
             return
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
-            }
-        )
-        self._open_calls.discard(call_id)
-        self._want_response = True
-        self._maybe_create_response()
+        self._conv.tool_result(call_id, output)
 
     async def interrupted(self, played_ms: float) -> None:
         """Barge-in (§6): truncate what the caller heard, cancel the reply, drop its late audio."""
         if self._ended:
             return
-        item = self._playing_item
-        if item is not None and played_ms > 0:
-            received_ms = self.output_format.duration_ms(self._item_bytes.get(item, 0))
-            end_ms = int(min(played_ms, received_ms))
-            self._send(
-                {
-                    "type": "conversation.item.truncate",
-                    "item_id": item,
-                    "content_index": 0,
-                    "audio_end_ms": end_ms,
-                }
-            )
-            self._playing_item = None  # truncated once is enough
-        response_id = self._response_id
-        if response_id is not None:
-            event_id = f"voxgate_cancel_{next(self._event_ids)}"
-            self._cancel_ids.add(event_id)
-            self._send({"type": "response.cancel", "event_id": event_id, "response_id": response_id})
-            self._drop(response_id)
+        self._conv.interrupt(played_ms)
 
     # -- events out --
 
@@ -618,11 +467,9 @@ class OpenAIRealtimeSession:
                 self._events.put_nowait(None)  # every later call ends too
                 raise StopAsyncIteration
             response_id, event = entry
-            if response_id is not None and response_id in self._cancelled:
-                continue  # audio of a reply the caller cut off, queued before the cut
-            if isinstance(event, AgentAudio):
-                self._playing_item = event.item_id
-            return event
+            if self._conv.hand_out(response_id, event):
+                return event
+            # else: audio of a reply the caller cut off, queued before the cut
 
     # -- close --
 
@@ -674,9 +521,9 @@ class OpenAIRealtimeSession:
                     chunks.append(chunk)
                     size += len(chunk)
                 audio = base64.b64encode(b"".join(chunks)).decode("ascii")
-                text = _DUMPS({"type": "input_audio_buffer.append", "audio": audio})
+                text = DUMPS({"type": "input_audio_buffer.append", "audio": audio})
             else:
-                text = _DUMPS(item)
+                text = DUMPS(item)
             failure: str | None = None
             try:
                 async with asyncio.timeout(self._p.stall_timeout_s):
@@ -694,12 +541,13 @@ class OpenAIRealtimeSession:
         tick = min(stall / 4, 0.5)
         while True:
             await asyncio.sleep(tick)
-            if self._response_id is None and self._awaiting_since is None:
+            response_id, awaiting_since = self._conv.response_id, self._conv.awaiting_since
+            if response_id is None and awaiting_since is None:
                 continue
-            since = max(self._last_event, self._awaiting_since or 0.0)
+            since = max(self._last_event, awaiting_since or 0.0)
             quiet = time.monotonic() - since
             if quiet > stall:
-                waiting = "a reply" if self._response_id is None else f"reply {self._response_id}"
+                waiting = "a reply" if response_id is None else f"reply {response_id}"
                 await self._end(
                     SessionError(
                         f"stalled: no event from OpenAI for {quiet:.1f} s while waiting for {waiting}",
@@ -728,7 +576,7 @@ class OpenAIRealtimeSession:
                 self._last_event = time.monotonic()
                 event = self._parse(msg.data)
                 if event is not None:
-                    self._on_event(event)
+                    self._conv.handle(event)
             elif msg.type is aiohttp.WSMsgType.BINARY:
                 log.debug("%s: ignoring a binary message", self.name, extra=self._log_extra)
             else:
@@ -752,7 +600,7 @@ class OpenAIRealtimeSession:
             code=str(code),
         )
 
-    # -- server events --
+    # -- server messages --
 
     def _parse(self, data: str) -> dict[str, Any] | None:
         try:
@@ -765,191 +613,9 @@ class OpenAIRealtimeSession:
             return None
         return event
 
-    def _emit(self, event: RealtimeEvent, response_id: str | None = None) -> None:
+    def _emit(self, event: RealtimeEvent, response_id: str | None) -> None:
         self._events.put_nowait((response_id, event))
-
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = _BETA_NAMES.get(event["type"], event["type"])
-        if kind in _QUIET:
-            return
-        handler = self._HANDLERS.get(kind)
-        if handler is not None:
-            handler(self, event)
-        else:
-            log.debug("%s: ignoring %s", self.name, kind, extra=self._log_extra)
-
-    def _on_speech_started(self, event: dict[str, Any]) -> None:
-        self._emit(UserSpeechStarted())
-
-    def _on_speech_stopped(self, event: dict[str, Any]) -> None:
-        if self._p.turn_detection is not None and self._response_id is None:
-            self._awaiting_since = time.monotonic()  # the server VAD owes us a reply now
-        self._emit(UserSpeechStopped())
-
-    def _on_user_transcript_delta(self, event: dict[str, Any]) -> None:
-        item = str(event.get("item_id"))
-        text = self._user_text[item] = self._user_text.get(item, "") + str(event.get("delta") or "")
-        self._emit(Transcript("user", text, final=False))
-
-    def _on_user_transcript(self, event: dict[str, Any]) -> None:
-        self._user_text.pop(str(event.get("item_id")), None)
-        self._emit(Transcript("user", str(event.get("transcript") or "")))
-
-    def _on_user_transcript_failed(self, event: dict[str, Any]) -> None:
-        message, code = self._error_text(event)
-        log.warning(
-            "%s: transcribing the caller failed: %s (%s)", self.name, message, code, extra=self._log_extra
-        )
-
-    def _on_response_created(self, event: dict[str, Any]) -> None:
-        response = event.get("response") or {}
-        self._response_id = str(response.get("id") or "")
-        self._awaiting_since = None
-
-    def _on_audio_delta(self, event: dict[str, Any]) -> None:
-        response_id = event.get("response_id")
-        if response_id in self._cancelled:
-            return
-        try:
-            data = base64.b64decode(event.get("delta") or "", validate=True)
-        except (binascii.Error, ValueError):
-            log.warning("%s: an audio delta is not base64; dropped", self.name, extra=self._log_extra)
-            return
-        item = event.get("item_id")
-        if item is not None:
-            if item not in self._item_bytes and len(self._item_bytes) >= _KEEP_ITEMS:
-                del self._item_bytes[next(iter(self._item_bytes))]
-            self._item_bytes[item] = self._item_bytes.get(item, 0) + len(data)
-        self._emit(AgentAudio(AudioFrame(data, self.output_format), item), response_id)
-
-    def _on_audio_done(self, event: dict[str, Any]) -> None:
-        response_id = event.get("response_id")
-        if response_id not in self._cancelled:
-            self._emit(AgentAudioDone(event.get("item_id")), response_id)
-
-    def _on_assistant_transcript_delta(self, event: dict[str, Any]) -> None:
-        item = str(event.get("item_id"))
-        text = self._assistant_text[item] = self._assistant_text.get(item, "") + str(event.get("delta") or "")
-        self._emit(Transcript("assistant", text, final=False))
-
-    def _on_assistant_transcript(self, event: dict[str, Any]) -> None:
-        partial = self._assistant_text.pop(str(event.get("item_id")), "")
-        self._emit(Transcript("assistant", str(event.get("transcript") or partial)))
-
-    def _on_function_call(self, event: dict[str, Any]) -> None:
-        call_id = str(event.get("call_id") or "")
-        name = str(event.get("name") or "")
-        raw = event.get("arguments") or ""
-        problem: str | None = None
-        arguments: Any = {}
-        try:
-            arguments = json.loads(raw) if str(raw).strip() else {}
-        except (TypeError, ValueError) as exc:
-            problem = f"the arguments are not valid JSON ({exc})"
-        if problem is None and not isinstance(arguments, dict):
-            problem = f"the arguments are a JSON {type(arguments).__name__}, not an object"
-        if problem is None:
-            self._open_calls.add(call_id)
-            self._emit(ToolCall(call_id, name, arguments))
-            return
-        # Answer the call ourselves: a call with no output would leave the model waiting for one.
-        shown = raw if len(raw) <= 200 else raw[:200] + "…"
-        self._emit(
-            SessionError(
-                f"tool call {name!r} ({call_id}): {problem}: {shown!r}", code="invalid_tool_arguments"
-            )
-        )
-        output = {"error": f"{problem}; call {name} again with a JSON object as its arguments"}
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": call_id, "output": _DUMPS(output)},
-            }
-        )
-        self._want_response = True
-        self._maybe_create_response()
-
-    def _on_response_done(self, event: dict[str, Any]) -> None:
-        response = event.get("response") or {}
-        status = str(response.get("status") or "completed")
-        details = response.get("status_details") or {}
-        error = details.get("error") or {}
-        reason = details.get("reason") or error.get("message") or error.get("code")
-        if status == "failed":
-            log.warning("%s: reply failed: %s", self.name, reason, extra=self._log_extra)
-        self._response_id = None
-        self._emit(ResponseDone(status, str(reason) if reason is not None else None))
-        self._maybe_create_response()
-
-    def _on_error(self, event: dict[str, Any]) -> None:
-        message, code = self._error_text(event)
-        err = event.get("error") or {}
-        if err.get("event_id") in self._cancel_ids:
-            log.debug(
-                "%s: our response.cancel came too late (%s); ignored",
-                self.name,
-                message,
-                extra=self._log_extra,
-            )
-            return
-        if err.get("event_id") == self._create_id:
-            self._awaiting_since = None  # our response.create was refused: no reply is coming
-        log.warning("%s: server error: %s (%s)", self.name, message, code, extra=self._log_extra)
-        self._emit(SessionError(message, fatal=False, code=code))
-
-    _HANDLERS: ClassVar[dict[str, Callable[[OpenAIRealtimeSession, dict[str, Any]], None]]] = {
-        "input_audio_buffer.speech_started": _on_speech_started,
-        "input_audio_buffer.speech_stopped": _on_speech_stopped,
-        "conversation.item.input_audio_transcription.delta": _on_user_transcript_delta,
-        "conversation.item.input_audio_transcription.completed": _on_user_transcript,
-        "conversation.item.input_audio_transcription.failed": _on_user_transcript_failed,
-        "response.created": _on_response_created,
-        "response.output_audio.delta": _on_audio_delta,
-        "response.output_audio.done": _on_audio_done,
-        "response.output_audio_transcript.delta": _on_assistant_transcript_delta,
-        "response.output_audio_transcript.done": _on_assistant_transcript,
-        "response.function_call_arguments.done": _on_function_call,
-        "response.done": _on_response_done,
-        "error": _on_error,
-    }
-
-    # -- helpers --
-
-    def _error_text(self, event: dict[str, Any]) -> tuple[str, str | None]:
-        err = event.get("error") or {}
-        if not isinstance(err, dict):
-            return redact(str(err), self._p._secret), None
-        message = str(err.get("message") or "no message")
-        if err.get("param"):
-            message += f" (param {err['param']})"
-        code = err.get("code") or err.get("type")
-        return redact(message, self._p._secret), str(code) if code else None
 
     def _send(self, event: dict[str, Any]) -> None:
         self._outbox.append(event)
         self._wake.set()
-
-    def _create_response(self, response: dict[str, Any] | None = None) -> None:
-        self._create_id = f"voxgate_response_{next(self._event_ids)}"
-        event: dict[str, Any] = {"type": "response.create", "event_id": self._create_id}
-        if response:
-            event["response"] = response
-        self._send(event)
-        self._awaiting_since = time.monotonic()
-
-    def _maybe_create_response(self) -> None:
-        """Ask for the reply to tool outputs once no reply is running and no call is unanswered."""
-        if (
-            self._want_response
-            and self._response_id is None
-            and self._awaiting_since is None
-            and not self._open_calls
-            and not self._ended
-        ):
-            self._want_response = False
-            self._create_response()
-
-    def _drop(self, response_id: str) -> None:
-        self._cancelled[response_id] = None
-        while len(self._cancelled) > _KEEP_CANCELLED:
-            del self._cancelled[next(iter(self._cancelled))]
