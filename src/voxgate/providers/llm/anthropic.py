@@ -28,7 +28,6 @@ only ever goes into the `x-api-key` header.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -44,15 +43,15 @@ from voxgate.providers.base import (
     LLMDone,
     LLMEvent,
     ProviderError,
-    ProviderTimeout,
     TextDelta,
     ToolCallEvent,
     ToolSpec,
     Usage,
 )
+from voxgate.providers.http import HTTPClient, dumps, error_body, status_error, status_line
 from voxgate.providers.llm.openai_compat import parse_arguments
 from voxgate.providers.llm.sse import SSEDecoder
-from voxgate.providers.secrets import MissingSecret, Secret, redact, resolve_secret
+from voxgate.providers.secrets import MissingSecret, Secret, resolve_secret
 
 log = logging.getLogger("voxgate.providers.llm")
 
@@ -76,8 +75,6 @@ FATAL_ERROR_TYPES = frozenset(
 """`error.type`s that another try will not fix; any other (overloaded_error, api_error…) may pass."""
 
 _PROMPT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-_MAX_ERROR_BODY = 64 * 1024
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # --- request --------------------------------------------------------------------------------
@@ -255,7 +252,7 @@ class StreamParser:
 # --- the provider ---------------------------------------------------------------------------
 
 
-class AnthropicLLM:
+class AnthropicLLM(HTTPClient):
     """An `LLM` over Anthropic's Messages API, streamed.
 
     Options:
@@ -270,6 +267,8 @@ class AnthropicLLM:
     - `connect_timeout`, `read_timeout`: socket backstops, in s; the stall watchdog and retries
       are `resilient_stream`'s job. `max_connections`: pooled keep-alive connections.
     """
+
+    _repr_fields = ("url", "model")
 
     def __init__(
         self,
@@ -303,7 +302,12 @@ class AnthropicLLM:
         )
         if secret is None:  # resolve_secret raises first when a key is required; this is for typing
             raise MissingSecret(f"{self.name} needs an API key: set ANTHROPIC_API_KEY")
-        self._secret = secret
+        super().__init__(
+            secret,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
         self.url = messages_url(base_url)
         self.model = model
         self.max_tokens = max_tokens
@@ -317,15 +321,6 @@ class AnthropicLLM:
             **(headers or {}),
             "x-api-key": secret.value,
         }
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:
-        return f"AnthropicLLM(url={self.url!r}, model={self.model!r}, api_key=***)"
 
     def request_body(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> dict[str, Any]:
         """The JSON object POSTed for one reply."""
@@ -341,40 +336,12 @@ class AnthropicLLM:
         body.update(self.extra_body)
         return body
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is None or session.closed or self._loop is not loop:
-            self._loop = loop  # a session belongs to one event loop
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            session = self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        return session
-
-    async def aclose(self) -> None:
-        """Close the connection pool (a later `chat()` opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> AnthropicLLM:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     async def chat(
         self, messages: list[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[LLMEvent]:
-        data = _DUMPS(self.request_body(messages, tools)).encode()
-        try:
-            response = await self._session_now().post(self.url, data=data, headers=self._headers)
-        except aiohttp.ClientError as exc:
-            raise self._network_error(exc, "connecting to") from None
         parser = StreamParser(self.name)
-        clean = False
-        try:
-            if response.status >= 400:
-                raise await self._http_error(response)
+        data = dumps(self.request_body(messages, tools)).encode()
+        async with self._post(self.url, data, self._headers) as response:
             decoder = SSEDecoder()
             async for raw in response.content.iter_any():
                 try:
@@ -392,14 +359,6 @@ class AnthropicLLM:
                     raise ProviderError(
                         self.name, "the stream ended before the reply finished (no message_stop)"
                     )
-            clean = response.content.at_eof()
-        except aiohttp.ClientError as exc:
-            raise self._network_error(exc, "reading the stream from") from None
-        finally:
-            if clean:
-                response.release()  # read to its end: the connection goes back to the pool
-            else:
-                response.close()  # cancelled or failed: closing tells the server to stop generating
         self._check_stop(parser.stop_reason)
         yield LLMDone(parser.usage)
 
@@ -424,34 +383,21 @@ class AnthropicLLM:
             log.debug("%s: reply finished (stop_reason=%s)", self.name, reason, extra=extra)
 
     async def _http_error(self, response: aiohttp.ClientResponse) -> ProviderError:
-        status = response.status
-        try:
-            body = await response.content.read(_MAX_ERROR_BODY)
-        except aiohttp.ClientError:
-            body = b""
+        payload, text = await error_body(response)
+        err = payload.get("error") if isinstance(payload, dict) else None
         message, kind = "", ""
-        try:
-            payload = json.loads(body)
-            err = payload.get("error") if isinstance(payload, dict) else None
-            if isinstance(err, dict):
-                message, kind = str(err.get("message") or ""), str(err.get("type") or "")
-        except ValueError:
-            message = body[:300].decode("utf-8", "replace").strip()
-        text = f"HTTP {status} {response.reason or ''}".rstrip()
-        if message:
-            text += f": {redact(message, self._secret)}"
-        if kind:
-            text += f" ({kind})"
-        if status == 429 and (after := response.headers.get("retry-after")):
-            text += f"; retry after {after} s"
-        if status in (401, 403):
-            text += f" (check the API key: {self._secret.source})"
-        if request_id := response.headers.get("request-id"):
-            text += f" [request-id {request_id}]"
-        return ProviderError(self.name, text, retryable=status >= 500 or status in RETRYABLE_STATUS)
-
-    def _network_error(self, exc: aiohttp.ClientError, doing: str) -> ProviderError:
-        detail = redact(f"{type(exc).__name__}: {exc}", self._secret)
-        if isinstance(exc, TimeoutError):
-            return ProviderTimeout(self.name, f"socket timeout while {doing} ({detail})")
-        return ProviderError(self.name, f"{doing} {self.url} failed: {detail}", retryable=True)
+        if isinstance(err, dict):
+            message, kind = str(err.get("message") or ""), str(err.get("type") or "")
+        request_id = response.headers.get("request-id")
+        return status_error(
+            self.name,
+            response.status,
+            status_line(response),
+            message or text,
+            secret=self._key,
+            kind=kind,
+            retry_after=response.headers.get("retry-after"),
+            key_hint=f" (check the API key: {self._key.source})",
+            tail=f" [request-id {request_id}]" if request_id else "",
+            retryable=RETRYABLE_STATUS,
+        )

@@ -31,7 +31,6 @@ the iterator closes the connection (barge-in). The key: `GEMINI_API_KEY`, else `
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -49,14 +48,14 @@ from voxgate.providers.base import (
     LLMDone,
     LLMEvent,
     ProviderError,
-    ProviderTimeout,
     TextDelta,
     ToolCallEvent,
     ToolSpec,
     Usage,
 )
+from voxgate.providers.http import HTTPClient, dumps, error_body, status_error, status_line
 from voxgate.providers.llm.sse import SSEDecoder
-from voxgate.providers.secrets import MissingSecret, Secret, redact, resolve_secret
+from voxgate.providers.secrets import MissingSecret, Secret, resolve_secret
 
 log = logging.getLogger("voxgate.providers.llm")
 
@@ -74,9 +73,7 @@ FINE = frozenset({"STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"})
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 RETRYABLE_ERROR_STATUS = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"})
 
-_MAX_ERROR_BODY = 64 * 1024
 _MAX_SIGNATURES = 4096
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # --- request --------------------------------------------------------------------------------
@@ -261,7 +258,7 @@ class StreamParser:
         call_id = str(call.get("id") or "")
         server_id = bool(call_id)
         if not call_id:  # stable: a digest of the turn, the call's place in the reply and the call
-            seed = f"{response_id or ''}|{self.salt}|{index}|{name}|{_DUMPS(args)}"
+            seed = f"{response_id or ''}|{self.salt}|{index}|{name}|{dumps(args)}"
             call_id = "call_" + hashlib.sha256(seed.encode()).hexdigest()[:20]
         self.signatures.remember(call_id, signature if isinstance(signature, str) else None, server_id)
         return ToolCallEvent(call_id, str(name), args)
@@ -289,7 +286,7 @@ def _error_fields(err: dict[str, Any]) -> tuple[str, str]:
 # --- the provider ---------------------------------------------------------------------------
 
 
-class GeminiLLM:
+class GeminiLLM(HTTPClient):
     """An `LLM` over the Gemini API's streaming `streamGenerateContent`.
 
     Options:
@@ -306,6 +303,8 @@ class GeminiLLM:
     - `headers`, `extra_body`: extra HTTP headers and request fields.
     - `connect_timeout`, `read_timeout`: socket backstops, in s. `max_connections`: the pool size.
     """
+
+    _repr_fields = ("url", "model")
 
     def __init__(
         self,
@@ -346,7 +345,12 @@ class GeminiLLM:
                 f"{self.name} needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY), or give "
                 "api_key_env (a variable name) or api_key_file (a file holding the key) in its options"
             )
-        self._secret = secret
+        super().__init__(
+            secret,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
         self.model = model.removeprefix("models/")
         self.url = stream_url(base_url, self.model, api_version)
         self.temperature = temperature
@@ -364,15 +368,6 @@ class GeminiLLM:
             "x-goog-api-key": secret.value,
         }
         self._signatures = _Signatures()
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:
-        return f"GeminiLLM(url={self.url!r}, model={self.model!r}, api_key=***)"
 
     def request_body(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()) -> dict[str, Any]:
         """The JSON object POSTed for one reply."""
@@ -400,41 +395,13 @@ class GeminiLLM:
         body.update(self.extra_body)
         return body
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is None or session.closed or self._loop is not loop:
-            self._loop = loop  # a session belongs to one event loop
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            session = self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        return session
-
-    async def aclose(self) -> None:
-        """Close the connection pool (a later `chat()` opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> GeminiLLM:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     async def chat(
         self, messages: list[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[LLMEvent]:
-        data = _DUMPS(self.request_body(messages, tools)).encode()
+        data = dumps(self.request_body(messages, tools)).encode()
         salt = hashlib.sha256(data).hexdigest()[:16]  # the same request makes the same call ids
-        try:
-            response = await self._session_now().post(self.url, data=data, headers=self._headers)
-        except aiohttp.ClientError as exc:
-            raise self._network_error(exc, "connecting to") from None
         parser = StreamParser(self.name, self._signatures, salt)
-        clean = False
-        try:
-            if response.status >= 400:
-                raise await self._http_error(response)
+        async with self._post(self.url, data, self._headers) as response:
             if response.content_type == "application/json":  # a gateway that ignored alt=sse
                 for event in parser.chunk(await self._json(response)):
                     yield event
@@ -444,14 +411,6 @@ class GeminiLLM:
                         yield event
             if parser.finish_reason is None:
                 raise ProviderError(self.name, "the stream ended before the reply finished (no finishReason)")
-            clean = True
-        except aiohttp.ClientError as exc:
-            raise self._network_error(exc, "reading the stream from") from None
-        finally:
-            if clean:
-                response.release()
-            else:
-                response.close()  # cancelled or failed: closing tells the server to stop generating
         level = logging.WARNING if parser.finish_reason == "MAX_TOKENS" else logging.DEBUG
         log.log(
             level,
@@ -477,13 +436,6 @@ class GeminiLLM:
         for event in self._payloads(payloads, parser):
             yield event
 
-    async def _json(self, response: aiohttp.ClientResponse) -> Any:
-        body = await response.content.read()
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise ProviderError(self.name, f"a non-JSON body: {body[:200]!r}") from None
-
     def _payloads(self, payloads: list[bytes], parser: StreamParser) -> Iterator[LLMEvent]:
         for payload in payloads:
             try:
@@ -494,35 +446,24 @@ class GeminiLLM:
             yield from parser.chunk(obj)
 
     async def _http_error(self, response: aiohttp.ClientResponse) -> ProviderError:
-        status = response.status
-        try:
-            body = await response.content.read(_MAX_ERROR_BODY)
-        except aiohttp.ClientError:
-            body = b""
+        payload, text = await error_body(response)
+        if isinstance(payload, list) and payload:  # the JSON-array framing wraps errors too
+            payload = payload[0]
+        err = payload.get("error") if isinstance(payload, dict) else None
         message, err_status, key_problem = "", "", False
-        try:
-            payload = json.loads(body)
-            if isinstance(payload, list) and payload:  # the JSON-array framing wraps errors too
-                payload = payload[0]
-            err = payload.get("error") if isinstance(payload, dict) else None
-            if isinstance(err, dict):
-                message, err_status = _error_fields(err)
-                key_problem = "API_KEY" in json.dumps(err.get("details") or [])
-        except ValueError:
-            message = body[:300].decode("utf-8", "replace").strip()
-        text = f"HTTP {status} {response.reason or ''}".rstrip()
-        if message:
-            text += f": {redact(message, self._secret)}"
-        if err_status:
-            text += f" ({err_status})"
-        if status == 429 and (after := response.headers.get("Retry-After")):
-            text += f"; retry after {after} s"
-        if status in (401, 403) or key_problem:
-            text += f" (check the API key: {self._secret.source})"
-        return ProviderError(self.name, text, retryable=status >= 500 or status in RETRYABLE_STATUS)
-
-    def _network_error(self, exc: aiohttp.ClientError, doing: str) -> ProviderError:
-        detail = redact(f"{type(exc).__name__}: {exc}", self._secret)
-        if isinstance(exc, TimeoutError):
-            return ProviderTimeout(self.name, f"socket timeout while {doing} ({detail})")
-        return ProviderError(self.name, f"{doing} {self.url} failed: {detail}", retryable=True)
+        if isinstance(err, dict):
+            message, err_status = _error_fields(err)
+            key_problem = "API_KEY" in json.dumps(err.get("details") or [])  # a bad key is a 400
+        key_hint = f" (check the API key: {self._key.source})"
+        return status_error(
+            self.name,
+            response.status,
+            status_line(response),
+            message or text,
+            secret=self._key,
+            kind=err_status,
+            retry_after=response.headers.get("Retry-After"),
+            key_hint=key_hint,
+            tail=key_hint if key_problem and response.status not in (401, 403) else "",
+            retryable=RETRYABLE_STATUS,
+        )

@@ -34,7 +34,6 @@ only ever goes into the `Authorization` header and is never logged, put in `repr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -49,23 +48,21 @@ from voxgate.providers.base import (
     LLMDone,
     LLMEvent,
     ProviderError,
-    ProviderTimeout,
     TextDelta,
     ToolCallEvent,
     ToolSpec,
     Usage,
 )
+
+# RETRYABLE_STATUS (worth another try, besides every 5xx) lived here first: still importable from here
+from voxgate.providers.http import RETRYABLE_STATUS as RETRYABLE_STATUS
+from voxgate.providers.http import HTTPClient, dumps, error_body, status_error, status_line
 from voxgate.providers.llm.sse import SSEDecoder
-from voxgate.providers.secrets import resolve_secret
+from voxgate.providers.secrets import Secret, resolve_secret
 
 log = logging.getLogger("voxgate.providers.llm")
 
-RETRYABLE_STATUS = frozenset({408, 409, 429})
-"""HTTP statuses worth another try (as the OpenAI SDK does), besides every 5xx."""
-
 _DONE = b"[DONE]"
-_MAX_ERROR_BODY = 64 * 1024
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # --- request --------------------------------------------------------------------------------
@@ -83,7 +80,7 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
                 {
                     "id": call.id,
                     "type": "function",
-                    "function": {"name": call.name, "arguments": _DUMPS(call.arguments)},
+                    "function": {"name": call.name, "arguments": dumps(call.arguments)},
                 }
                 for call in message.tool_calls
             ],
@@ -99,19 +96,24 @@ def tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def chat_completions_url(base_url: str) -> str:
-    """`{base_url}/chat/completions`; a bare `scheme://host[:port]` gets the usual `/v1` first."""
+def endpoint_url(base_url: str, endpoint: str, example: str) -> str:
+    """`{base_url}{endpoint}` on an OpenAI-compatible API: a bare `scheme://host[:port]` gets the
+    usual `/v1` first, and a URL that already ends in `endpoint` is used as is. `example` is the
+    kind of URL the error for a non-http(s) one suggests."""
     base = base_url.rstrip("/")
-    if base.endswith("/chat/completions"):
+    if base.endswith(endpoint):
         return base
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {base_url!r}"
-        )
+        raise ValueError(f"base_url must be an http(s) URL such as {example}, got {base_url!r}")
     if not parts.path:
         base += "/v1"
-    return base + "/chat/completions"
+    return base + endpoint
+
+
+def chat_completions_url(base_url: str) -> str:
+    """`{base_url}/chat/completions`; a bare `scheme://host[:port]` gets the usual `/v1` first."""
+    return endpoint_url(base_url, "/chat/completions", "http://localhost:8000/v1")
 
 
 # --- response -------------------------------------------------------------------------------
@@ -165,6 +167,31 @@ def error_message(payload: Any) -> tuple[str, str]:
         if "detail" in payload:
             return str(payload["detail"]), ""
     return "", ""
+
+
+async def http_error(
+    provider: str,
+    response: aiohttp.ClientResponse,
+    *,
+    secret: Secret | None,
+    key_hint: str,
+    head: str | None = None,
+) -> ProviderError:
+    """The `ProviderError` for an error status from an OpenAI-compatible server: the server's
+    `error_message()` (keys scrubbed), retryable for 408/409/429/5xx, `key_hint` on a 401/403.
+    `head` opens the message (default: the status line with its reason phrase)."""
+    payload, text = await error_body(response)
+    message, kind = error_message(payload)
+    return status_error(
+        provider,
+        response.status,
+        head or status_line(response),
+        message or text,
+        secret=secret,
+        kind=kind,
+        retry_after=response.headers.get("Retry-After"),
+        key_hint=key_hint,
+    )
 
 
 class ChunkParser:
@@ -233,7 +260,7 @@ class ChunkParser:
             if isinstance(arguments, str):
                 call.arguments.append(arguments)
             else:  # a server that sends the object itself
-                call.arguments.append(_DUMPS(arguments))
+                call.arguments.append(dumps(arguments))
 
     def tool_calls(self) -> list[LLMEvent]:
         """The calls assembled so far, parsed, in index order (and forgotten)."""
@@ -278,7 +305,7 @@ def _retryable_kind(kind: str) -> bool:
 # --- the provider ---------------------------------------------------------------------------
 
 
-class OpenAICompatibleLLM:
+class OpenAICompatibleLLM(HTTPClient):
     """An `LLM` over any OpenAI-compatible `/chat/completions` endpoint, streamed.
 
     Options:
@@ -296,6 +323,8 @@ class OpenAICompatibleLLM:
       are `resilient_stream`'s job.
     - `max_connections`: pooled keep-alive connections (the pool is per provider instance).
     """
+
+    _repr_fields = ("url", "model")
 
     def __init__(
         self,
@@ -325,7 +354,13 @@ class OpenAICompatibleLLM:
             api_key_file=api_key_file,
             required=False,  # local servers (Ollama, llama.cpp, vLLM) take none
         )
-        api_key = secret.value if secret is not None else None
+        key = secret if secret is not None and secret.value else None
+        super().__init__(
+            key,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
         self.url = chat_completions_url(base_url)
         self.model = model
         self.name = name or f"openai-compatible({model})"
@@ -339,19 +374,8 @@ class OpenAICompatibleLLM:
             "Accept": "text/event-stream",
             **(headers or {}),
         }
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._secret = api_key or None
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:
-        key = ", api_key=***" if self._secret else ""
-        return f"OpenAICompatibleLLM(url={self.url!r}, model={self.model!r}{key})"
+        if key is not None:
+            self._headers["Authorization"] = f"Bearer {key.value}"
 
     # -- request --
 
@@ -374,49 +398,16 @@ class OpenAICompatibleLLM:
         body.update(self.extra_body)
         return body
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is None or session.closed or self._loop is not loop:
-            self._loop = loop  # a session belongs to one event loop; a new loop gets a new pool
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            session = self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, raise_for_status=False
-            )
-        return session
-
-    async def aclose(self) -> None:
-        """Close the connection pool (a later `chat()` opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> OpenAICompatibleLLM:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     # -- the stream --
 
     async def chat(
         self, messages: list[ChatMessage], tools: Sequence[ToolSpec] = ()
     ) -> AsyncIterator[LLMEvent]:
-        data = _DUMPS(self.request_body(messages, tools)).encode()
-        try:
-            response = await self._session_now().post(self.url, data=data, headers=self._headers)
-        except aiohttp.ClientError as exc:
-            raise self._network_error(exc, "connecting to") from None
         parser = ChunkParser(self.name)
-        clean = False
-        try:
-            if response.status >= 400:
-                raise await self._http_error(response)
+        data = dumps(self.request_body(messages, tools)).encode()
+        async with self._post(self.url, data, self._headers) as response:
             if response.content_type == "application/json":
-                events = parser.message(await self._json(response))
-                clean = True
-                for event in events:
-                    yield event
+                pending = parser.message(await self._json(response))
             else:
                 decoder = SSEDecoder()
                 async for raw in response.content.iter_any():
@@ -441,16 +432,8 @@ class OpenAICompatibleLLM:
                             )
                         log.debug("%s: the stream ended without [DONE] after its finish_reason", self.name)
                 pending = parser.tool_calls()  # a server that never sent a finish_reason
-                clean = response.content.at_eof()
-                for event in pending:
-                    yield event
-        except aiohttp.ClientError as exc:
-            raise self._network_error(exc, "reading the stream from") from None
-        finally:
-            if clean:
-                response.release()  # read to its end: the connection goes back to the pool
-            else:
-                response.close()  # cancelled or failed: closing tells the server to stop generating
+        for event in pending:  # the response is done with: its connection went back to the pool
+            yield event
         reason = parser.finish_reason
         if reason in ("length", "content_filter"):
             log.warning(
@@ -475,41 +458,5 @@ class OpenAICompatibleLLM:
                 raise ProviderError(self.name, f"a stream event is not JSON: {shown!r}") from None
             yield from parser.chunk(obj)
 
-    async def _json(self, response: aiohttp.ClientResponse) -> Any:
-        body = await response.content.read()
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise ProviderError(self.name, f"a non-JSON body: {body[:200]!r}") from None
-
     async def _http_error(self, response: aiohttp.ClientResponse) -> ProviderError:
-        status = response.status
-        retryable = status >= 500 or status in RETRYABLE_STATUS
-        try:
-            body = await response.content.read(_MAX_ERROR_BODY)
-        except aiohttp.ClientError:
-            body = b""
-        message, kind = "", ""
-        try:
-            message, kind = error_message(json.loads(body))
-        except ValueError:
-            message = body[:300].decode("utf-8", "replace").strip()
-        text = f"HTTP {status} {response.reason or ''}".rstrip()
-        if message:
-            text += f": {self._redact(message)}"
-        if kind:
-            text += f" ({kind})"
-        if status == 429 and (after := response.headers.get("Retry-After")):
-            text += f"; retry after {after} s"
-        if status in (401, 403):
-            text += " (check the API key)"
-        return ProviderError(self.name, text, retryable=retryable)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
-    def _network_error(self, exc: aiohttp.ClientError, doing: str) -> ProviderError:
-        detail = self._redact(f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, TimeoutError):
-            return ProviderTimeout(self.name, f"socket timeout while {doing} ({detail})")
-        return ProviderError(self.name, f"{doing} {self.url} failed: {detail}", retryable=True)
+        return await http_error(self.name, response, secret=self._key, key_hint=" (check the API key)")

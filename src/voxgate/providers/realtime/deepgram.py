@@ -34,6 +34,7 @@ import aiohttp
 
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
 from voxgate.providers.base import ProviderError, ProviderTimeout, ToolSpec
+from voxgate.providers.http import dumps, status_error
 from voxgate.providers.realtime.base import (
     AgentAudio,
     AgentAudioDone,
@@ -51,7 +52,6 @@ log = logging.getLogger("voxgate.providers.realtime")
 DEFAULT_URL = "wss://agent.deepgram.com/v1/agent/converse"
 
 _ENCODINGS = {Encoding.ULAW: "mulaw", Encoding.ALAW: "alaw", Encoding.PCM16: "linear16"}
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _KEEPALIVE = '{"type":"KeepAlive"}'
 _QUIET = frozenset(
     {"AgentThinking", "AgentStartedSpeaking", "History", "LatencyReport", "FunctionCallResponse"}
@@ -283,7 +283,7 @@ class DeepgramAgentSession:
             extra=self._log_extra,
         )
         try:
-            await self._ws.send_str(_DUMPS(self.settings()))
+            await self._ws.send_str(dumps(self.settings()))
         except (aiohttp.ClientError, OSError) as exc:
             detail = self._redact(f"{type(exc).__name__}: {exc}")
             raise ProviderError(self.name, f"sending Settings failed ({detail})") from None
@@ -291,13 +291,15 @@ class DeepgramAgentSession:
 
     def _handshake_error(self, exc: aiohttp.WSServerHandshakeError) -> ProviderError:
         status = exc.status or 0
-        text = f"the agent endpoint refused the WebSocket upgrade: HTTP {status}"
-        reason = (exc.headers or {}).get("dg-error")  # Deepgram's error header (UNCONFIRMED for /agent)
-        if reason:
-            text += f": {self._redact(reason)}"
-        if status in (401, 403):
-            text += " (check the API key: DEEPGRAM_API_KEY, or api_key_env / api_key_file in the options)"
-        return ProviderError(self.name, text, retryable=status >= 500 or status in (408, 429))
+        return status_error(
+            self.name,
+            status,
+            f"the agent endpoint refused the WebSocket upgrade: HTTP {status}",
+            (exc.headers or {}).get("dg-error"),  # Deepgram's error header (UNCONFIRMED for /agent)
+            secret=self._key,
+            key_hint=" (check the API key: DEEPGRAM_API_KEY, or api_key_env / api_key_file in the options)",
+            retryable=(408, 429),
+        )
 
     async def _receive_until(self, wanted: str) -> dict[str, Any]:
         """Read messages until one of type `wanted`; other messages are handled as usual."""
@@ -353,7 +355,7 @@ class DeepgramAgentSession:
             )
             return
         self._outbox.put_nowait(
-            _DUMPS({"type": "FunctionCallResponse", "id": call_id, "name": name, "content": output})
+            dumps({"type": "FunctionCallResponse", "id": call_id, "name": name, "content": output})
         )
         self._pending_calls.discard(call_id)
         if not self._pending_calls:
@@ -537,12 +539,12 @@ class DeepgramAgentSession:
                 message = f"function {name!r} ({call_id}) has arguments that are {exc}"
                 log.warning("%s: %s", self.name, message, extra=self._log_extra)
                 self._outbox.put_nowait(
-                    _DUMPS(
+                    dumps(
                         {
                             "type": "FunctionCallResponse",
                             "id": call_id,
                             "name": name,
-                            "content": _DUMPS(
+                            "content": dumps(
                                 {"error": f"invalid arguments: {exc}; call it again with a JSON object"}
                             ),
                         }

@@ -41,7 +41,8 @@ import aiohttp
 
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
 from voxgate.providers.base import ProviderError, ProviderTimeout, SpeechEvent
-from voxgate.providers.secrets import Secret, redact, resolve_secret
+from voxgate.providers.http import HTTPClient, status_error
+from voxgate.providers.secrets import Secret, resolve_secret
 
 log = logging.getLogger("voxgate.providers.stt")
 
@@ -66,7 +67,7 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-class DeepgramSTT:
+class DeepgramSTT(HTTPClient):
     """Deepgram streaming speech-to-text (`nova-3` by default); register it as `deepgram`.
 
     Options:
@@ -123,14 +124,15 @@ class DeepgramSTT:
         self.connect_timeout_s = connect_timeout_s
         self.send_timeout_s = send_timeout_s
         self.keepalive_interval_s = keepalive_interval_s
-        self._secret = resolve_secret(
+        key = resolve_secret(
             name,
             api_key=api_key,
             api_key_env=api_key_env,
             api_key_file=api_key_file,
             default_env="DEEPGRAM_API_KEY",
         )
-        assert self._secret is not None  # required=True
+        assert key is not None  # required=True
+        super().__init__(key)
         params: list[tuple[str, str]] = [
             ("model", model),
             ("language", language),
@@ -148,8 +150,6 @@ class DeepgramSTT:
             values = [value] if isinstance(value, str) else list(value)
             params += [(key, str(v)) for v in values]
         self.params: tuple[tuple[str, str], ...] = tuple(params)
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"DeepgramSTT(url={self.url!r}, input_format={self.input_format}, api_key=***)"
@@ -158,27 +158,13 @@ class DeepgramSTT:
         """One utterance's stream; it connects on the first `push_audio()` (or iteration)."""
         return DeepgramSTTStream(self)
 
-    async def aclose(self) -> None:
-        """Close the HTTP session (a later `stream()` opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
     # -- connecting --
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is None or session.closed or self._loop is not loop:
-            self._loop = loop  # a session belongs to one event loop
-            session = self._session = aiohttp.ClientSession()
-        return session
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse:
         """The listen WebSocket, or a `ProviderError` (raised outside any `except`, so no chained
         aiohttp exception carries the request headers, and with them the key)."""
-        assert self._secret is not None
-        headers = {"Authorization": f"Token {self._secret.value}"}
+        assert self._key is not None
+        headers = {"Authorization": f"Token {self._key.value}"}
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 return await self._session_now().ws_connect(
@@ -191,7 +177,7 @@ class DeepgramSTT:
                 self.name, f"no WebSocket handshake from {self.url} within {self.connect_timeout_s:g} s"
             )
         except (aiohttp.ClientError, OSError) as exc:
-            detail = self._redact(f"{type(exc).__name__}: {exc}")
+            detail = self._redact(exc)
             failure = ProviderError(self.name, f"cannot connect to {self.url}: {detail}", retryable=True)
         raise failure
 
@@ -204,21 +190,21 @@ class DeepgramSTT:
                 "Deepgram listen endpoint?",
                 retryable=False,
             )
-        text = f"the server refused the stream: HTTP {status}"
-        message = _dg_error_message(headers.get("dg-error", ""))
-        if message:
-            text += f": {self._redact(message)}"
-        if status in (401, 403):
-            text += " (check the API key: api_key, api_key_env, api_key_file or DEEPGRAM_API_KEY)"
-        elif status == 400:
-            text += " (check the options: model, language, encoding, sample_rate, keyterms, extra_params)"
+        tail = ""
+        if status == 400:
+            tail = " (check the options: model, language, encoding, sample_rate, keyterms, extra_params)"
         if request_id := headers.get("dg-request-id"):
-            text += f" [request {request_id}]"
-        retryable = status >= 500 or status in _RETRYABLE_STATUS
-        return ProviderError(self.name, text, retryable=retryable)
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._secret)
+            tail += f" [request {request_id}]"
+        return status_error(
+            self.name,
+            status,
+            f"the server refused the stream: HTTP {status}",
+            _dg_error_message(headers.get("dg-error", "")),
+            secret=self._key,
+            key_hint=" (check the API key: api_key, api_key_env, api_key_file or DEEPGRAM_API_KEY)",
+            tail=tail,
+            retryable=_RETRYABLE_STATUS,
+        )
 
 
 def _ws_timeouts() -> dict[str, Any]:

@@ -18,7 +18,6 @@ The API key only goes into the `Authorization: Bearer` header, never in logs, re
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import struct
@@ -32,13 +31,13 @@ import aiohttp
 
 from voxgate.audio.format import SLIN16, AudioFormat
 from voxgate.providers.base import ProviderError, ProviderTimeout
-from voxgate.providers.llm.openai_compat import RETRYABLE_STATUS, error_message
-from voxgate.providers.secrets import Secret, redact, resolve_secret
+from voxgate.providers.http import HTTPClient
+from voxgate.providers.llm.openai_compat import endpoint_url, error_message, http_error
+from voxgate.providers.secrets import Secret, resolve_secret
 
 log = logging.getLogger("voxgate.providers.stt")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_MAX_ERROR_BODY = 64 * 1024
 
 
 def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
@@ -66,18 +65,10 @@ def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
 
 def transcriptions_url(base_url: str) -> str:
     """`{base_url}/audio/transcriptions`; a bare `scheme://host[:port]` gets the usual `/v1` first."""
-    base = base_url.rstrip("/")
-    if base.endswith("/audio/transcriptions"):
-        return base
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, got {base_url!r}")
-    if not parts.path:
-        base += "/v1"
-    return base + "/audio/transcriptions"
+    return endpoint_url(base_url, "/audio/transcriptions", DEFAULT_BASE_URL)
 
 
-class OpenAITranscribeSTT:
+class OpenAITranscribeSTT(HTTPClient):
     """Whole-utterance transcription over `/audio/transcriptions`; takes pcm16 at 16 kHz.
 
     Options:
@@ -94,6 +85,7 @@ class OpenAITranscribeSTT:
     """
 
     input_format: AudioFormat = SLIN16
+    _repr_fields = ("url", "model")
 
     def __init__(
         self,
@@ -123,7 +115,7 @@ class OpenAITranscribeSTT:
         self.temperature = temperature
         self.extra_fields = dict(extra_fields or {})
         is_openai = urlsplit(self.url).hostname == "api.openai.com"
-        self._secret = resolve_secret(
+        key = resolve_secret(
             name,
             api_key=api_key,
             api_key_env=api_key_env,
@@ -131,19 +123,15 @@ class OpenAITranscribeSTT:
             default_env="OPENAI_API_KEY" if is_openai else None,  # never sent to another server unasked
             required=is_openai,
         )
-        self._headers = {"Accept": "application/json", **(headers or {})}
-        if self._secret is not None:
-            self._headers["Authorization"] = f"Bearer {self._secret.value}"
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s
+        super().__init__(
+            key,
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            max_connections=max_connections,
         )
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:
-        key = ", api_key=***" if self._secret is not None else ""
-        return f"OpenAITranscribeSTT(url={self.url!r}, model={self.model!r}{key})"
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        if key is not None:
+            self._headers["Authorization"] = f"Bearer {key.value}"
 
     def form(self, pcm: bytes) -> aiohttp.FormData:
         """The multipart form POSTed for one utterance (`pcm`: pcm16 at 16 kHz)."""
@@ -188,7 +176,7 @@ class OpenAITranscribeSTT:
         except TimeoutError:  # before ClientError: aiohttp's socket timeouts are both
             failure = ProviderTimeout(self.name, f"socket timeout talking to {self.url}")
         except aiohttp.ClientError as exc:
-            detail = self._redact(f"{type(exc).__name__}: {exc}")
+            detail = self._redact(exc)
             failure = ProviderError(self.name, f"POST {self.url} failed: {detail}", retryable=True)
         if failure is not None:
             raise failure  # outside the except: no chained aiohttp error carrying the headers
@@ -202,22 +190,7 @@ class OpenAITranscribeSTT:
         )
         return text
 
-    async def aclose(self) -> None:
-        """Close the connection pool (a later `transcribe()` opens a new one)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
     # -- helpers --
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is None or session.closed or self._loop is not loop:
-            self._loop = loop  # a session belongs to one event loop
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            session = self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        return session
 
     def _text(self, body: bytes) -> str:
         try:
@@ -239,26 +212,9 @@ class OpenAITranscribeSTT:
         return text.strip()
 
     async def _http_error(self, resp: aiohttp.ClientResponse) -> ProviderError:
-        status = resp.status
-        try:
-            body = await resp.content.read(_MAX_ERROR_BODY)
-        except aiohttp.ClientError:
-            body = b""
-        message, kind = "", ""
-        try:
-            message, kind = error_message(json.loads(body))
-        except ValueError:
-            message = body[:300].decode("utf-8", "replace").strip()
-        text = f"HTTP {status} {resp.reason or ''}".rstrip()
-        if message:
-            text += f": {self._redact(message)}"
-        if kind:
-            text += f" ({kind})"
-        if status == 429 and (after := resp.headers.get("Retry-After")):
-            text += f"; retry after {after} s"
-        if status in (401, 403):
-            text += " (check the API key: api_key, api_key_env, api_key_file or OPENAI_API_KEY)"
-        return ProviderError(self.name, text, retryable=status >= 500 or status in RETRYABLE_STATUS)
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._secret)
+        return await http_error(
+            self.name,
+            resp,
+            secret=self._key,
+            key_hint=" (check the API key: api_key, api_key_env, api_key_file or OPENAI_API_KEY)",
+        )

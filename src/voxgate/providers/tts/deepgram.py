@@ -40,7 +40,9 @@ import aiohttp
 
 from voxgate.audio.format import ALAW8, ULAW8, AudioFormat, AudioFrame, Encoding
 from voxgate.providers.base import ProviderError, ProviderTimeout
-from voxgate.providers.secrets import Secret, redact, resolve_secret
+from voxgate.providers.http import HTTPClient, status_error
+from voxgate.providers.secrets import Secret, resolve_secret
+from voxgate.providers.tts._stream import AudioFramer
 
 log = logging.getLogger("voxgate.providers.tts")
 
@@ -75,7 +77,7 @@ class _Dropped(ProviderError):
     """The socket closed or broke before the sentence finished."""
 
 
-class DeepgramAuraTTS:
+class DeepgramAuraTTS(HTTPClient):
     """Streaming Aura TTS. Options:
 
     - `model` (or `voice`, which wins when both are given: in Aura the model is the voice):
@@ -90,6 +92,7 @@ class DeepgramAuraTTS:
     """
 
     name = "deepgram-tts"
+    _repr_fields = ("model", "output")
 
     def __init__(
         self,
@@ -120,7 +123,8 @@ class DeepgramAuraTTS:
             default_env="DEEPGRAM_API_KEY",
         )
         assert key is not None
-        self._key = key
+        # read_timeout bounds the handshake only: aiohttp lifts it once the socket is a WebSocket
+        super().__init__(key, connect_timeout=connect_timeout, read_timeout=connect_timeout)
         self.model = voice or model
         encoding, self.output_format = OUTPUTS[output]
         self.output = output
@@ -137,16 +141,8 @@ class DeepgramAuraTTS:
         self.frame_ms = frame_ms
         self.max_idle = max_idle
         self.idle_ttl_s = idle_ttl_s
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=connect_timeout
-        )  # sock_read bounds the handshake only: aiohttp lifts it once the socket is a WebSocket
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: deque[_Socket] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def __repr__(self) -> str:
-        return f"DeepgramAuraTTS(model={self.model!r}, output={self.output!r}, api_key=***)"
 
     @property
     def idle_connections(self) -> int:
@@ -165,15 +161,7 @@ class DeepgramAuraTTS:
         await asyncio.gather(*self._tasks, return_exceptions=True)  # closes and spares, all bounded
         idle, self._idle = list(self._idle), deque()
         await asyncio.gather(*(self._close(s.ws) for s in idle), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> DeepgramAuraTTS:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        await super().aclose()
 
     # -- synthesis --
 
@@ -192,17 +180,12 @@ class DeepgramAuraTTS:
                 self._discard(sock)
                 sock = await self._connect()
                 chunk = await self._speak(sock, text)
-            fmt, width = self.output_format, self.output_format.bytes_per_sample
-            step = fmt.frame_bytes(self.frame_ms)
-            carry = b""  # an odd byte of linear16 waits for its pair
+            framer = AudioFramer(self.output_format, self.frame_ms)
             while chunk is not None:
-                data = carry + chunk if carry else chunk
-                whole = len(data) - len(data) % width
-                carry = data[whole:]
-                for start in range(0, whole, step):
-                    yield AudioFrame(data[start : min(start + step, whole)], fmt)
+                for frame in framer.frames(chunk):
+                    yield frame
                 chunk = await self._next_audio(sock)
-            if carry:
+            if framer.pending:
                 log.warning("%s: dropped a trailing odd byte of linear16 audio", self.name)
         except ProviderError:
             self._discard(sock)
@@ -219,7 +202,7 @@ class DeepgramAuraTTS:
             await sock.ws.send_str(json.dumps({"type": "Speak", "text": text}, ensure_ascii=False))
             await sock.ws.send_str(_FLUSH)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise _Dropped(self.name, f"sending to Deepgram failed: {self._safe(exc)}") from None
+            raise _Dropped(self.name, f"sending to Deepgram failed: {self._redact(exc)}") from None
         return await self._next_audio(sock)
 
     async def _next_audio(self, sock: _Socket) -> bytes | None:
@@ -236,14 +219,14 @@ class DeepgramAuraTTS:
             elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 code = ws.close_code if ws.close_code is not None else msg.data
                 reason = msg.extra if isinstance(msg.extra, str) and msg.extra else ""
-                why = f": {self._safe(reason)}" if reason else ""
+                why = f": {self._redact(reason)}" if reason else ""
                 raise _Dropped(
                     self.name,
                     f"Deepgram closed the connection (code {code}{why})",
                     retryable=code is None or code in _RETRYABLE_CLOSE,
                 )
             elif msg.type is aiohttp.WSMsgType.ERROR:
-                raise _Dropped(self.name, f"the connection to Deepgram failed: {self._safe(msg.data)}")
+                raise _Dropped(self.name, f"the connection to Deepgram failed: {self._redact(msg.data)}")
 
     def _control(self, raw: str) -> bool:
         """Handle one JSON message; True when it is the `Flushed` that ends the sentence."""
@@ -261,14 +244,14 @@ class DeepgramAuraTTS:
                 "%s: Deepgram warning %s: %s",
                 self.name,
                 event.get("code", "-"),
-                self._safe(event.get("description", "")),
+                self._redact(event.get("description", "")),
                 extra={"provider": self.name},
             )
         elif kind == "Error":  # not in the notes; Deepgram's other sockets use it
             message = event.get("description") or event.get("err_msg") or event.get("message") or raw[:200]
             code = event.get("code") or event.get("err_code")
             raise ProviderError(
-                self.name, f"Deepgram error{f' {code}' if code else ''}: {self._safe(str(message))}"
+                self.name, f"Deepgram error{f' {code}' if code else ''}: {self._redact(str(message))}"
             )
         elif kind == "Metadata":
             log.debug(
@@ -327,7 +310,7 @@ class DeepgramAuraTTS:
                     await ws.send_str(_CLEAR)
                 await ws.close()
         except (TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            log.debug("%s: closing a socket: %s", self.name, self._safe(exc))
+            log.debug("%s: closing a socket: %s", self.name, self._redact(exc))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
@@ -339,11 +322,8 @@ class DeepgramAuraTTS:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect(self) -> _Socket:
-        session = self._session
-        if session is None or session.closed:
-            session = self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            ws = await session.ws_connect(
+            ws = await self._session_now().ws_connect(
                 self.url, headers={"Authorization": f"Token {self._key.value}"}, autoping=True
             )
         except aiohttp.WSServerHandshakeError as exc:
@@ -351,19 +331,16 @@ class DeepgramAuraTTS:
         except TimeoutError:
             raise ProviderTimeout(self.name, f"connecting to {self.url} timed out") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise ProviderError(self.name, f"cannot connect to {self.url}: {self._safe(exc)}") from None
+            raise ProviderError(self.name, f"cannot connect to {self.url}: {self._redact(exc)}") from None
         return _Socket(ws)
 
     def _handshake_error(self, exc: aiohttp.WSServerHandshakeError) -> ProviderError:
-        status = exc.status
-        text = f"the WebSocket upgrade to {self.url} was refused with HTTP {status}"
-        reason = exc.headers.get("dg-error") if exc.headers else None  # UNCONFIRMED header name
-        if reason:
-            text += f": {self._safe(reason)}"
-        if status in (401, 403):
-            text += " (check the Deepgram API key: DEEPGRAM_API_KEY, api_key_env or api_key_file)"
-        return ProviderError(self.name, text, retryable=status >= 500 or status in _RETRYABLE_STATUS)
-
-    def _safe(self, value: object) -> str:
-        text = value if isinstance(value, str) else f"{type(value).__name__}: {value}"
-        return redact(text, self._key)
+        return status_error(
+            self.name,
+            exc.status,
+            f"the WebSocket upgrade to {self.url} was refused with HTTP {exc.status}",
+            (exc.headers or {}).get("dg-error"),  # UNCONFIRMED header name
+            secret=self._key,
+            key_hint=" (check the Deepgram API key: DEEPGRAM_API_KEY, api_key_env or api_key_file)",
+            retryable=_RETRYABLE_STATUS,
+        )

@@ -37,7 +37,9 @@ import aiohttp
 
 from voxgate.audio.format import ALAW8, ULAW8, AudioFormat, AudioFrame, Encoding
 from voxgate.providers.base import ProviderError, ProviderTimeout
-from voxgate.providers.secrets import Secret, redact, resolve_secret
+from voxgate.providers.http import HTTPClient, dumps, error_body, status_error
+from voxgate.providers.secrets import Secret, resolve_secret
+from voxgate.providers.tts._stream import AudioFramer
 
 log = logging.getLogger("voxgate.providers.tts")
 
@@ -59,12 +61,10 @@ RETRYABLE_STATUS = frozenset({408, 429})
 """HTTP statuses worth another try, besides every 5xx."""
 
 _RETRYABLE_CLOSE = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
-_MAX_ERROR_BODY = 64 * 1024
 _CLOSE_TIMEOUT_S = 2.0
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-class ElevenLabsTTS:
+class ElevenLabsTTS(HTTPClient):
     """ElevenLabs TTS. Options:
 
     - `voice`: the voice_id; `model`: the model_id ("eleven_flash_v2_5": lowest latency).
@@ -80,6 +80,7 @@ class ElevenLabsTTS:
     """
 
     name = "elevenlabs"
+    _repr_fields = ("voice", "model", "output", "mode")
 
     def __init__(
         self,
@@ -121,7 +122,7 @@ class ElevenLabsTTS:
             default_env="ELEVENLABS_API_KEY",
         )
         assert key is not None
-        self._key = key
+        super().__init__(key, connect_timeout=connect_timeout, read_timeout=read_timeout)
         self.voice = voice
         self.model = model
         self.output = output
@@ -138,18 +139,7 @@ class ElevenLabsTTS:
             ws_query.append(("language_code", language_code))
         ws_base = ("wss" if parts.scheme == "https" else "ws") + base[len(parts.scheme) :]
         self.ws_url = f"{ws_base}{path}/stream-input?{urlencode(ws_query)}"
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def __repr__(self) -> str:
-        return (
-            f"ElevenLabsTTS(voice={self.voice!r}, model={self.model!r}, output={self.output!r}, "
-            f"mode={self.mode!r}, api_key=***)"
-        )
 
     # -- requests --
 
@@ -174,25 +164,14 @@ class ElevenLabsTTS:
     # -- lifecycle --
 
     def _session_now(self) -> aiohttp.ClientSession:
-        session = self._session
-        loop = asyncio.get_running_loop()
-        if session is None or session.closed or self._loop is not loop:
-            self._loop, self._tasks = loop, set()  # a session belongs to one event loop
-            session = self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return session
+        if self._loop is not asyncio.get_running_loop():
+            self._tasks = set()  # like the session, the tasks closing its sockets belong to one loop
+        return super()._session_now()
 
     async def aclose(self) -> None:
         """Close the connection pool (a later `synthesize()` opens a new one)."""
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> ElevenLabsTTS:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        await super().aclose()
 
     # -- synthesis --
 
@@ -200,44 +179,18 @@ class ElevenLabsTTS:
         text = " ".join(text.split())
         return self._http(text) if self.mode == "http" else self._websocket(text)
 
-    def _frames(self, carry: bytes, chunk: bytes) -> tuple[list[AudioFrame], bytes]:
-        """`chunk` (after the `carry` of the last one) as frames of whole samples, and the new carry."""
-        fmt = self.output_format
-        data = carry + chunk if carry else chunk
-        whole = len(data) - len(data) % fmt.bytes_per_sample
-        step = fmt.frame_bytes(self.frame_ms)
-        frames = [AudioFrame(data[i : min(i + step, whole)], fmt) for i in range(0, whole, step)]
-        return frames, data[whole:]
-
     async def _http(self, text: str) -> AsyncIterator[AudioFrame]:
         if not text:
             return
         headers = {"xi-api-key": self._key.value, "Content-Type": "application/json"}
-        try:
-            response = await self._session_now().post(
-                self.url, data=_DUMPS(self.request_body(text)).encode(), headers=headers
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            raise self._network_error(exc, "connecting to") from None
-        clean = False
-        try:
-            if response.status >= 400:
-                raise await self._http_error(response)
-            carry = b""
+        data = dumps(self.request_body(text)).encode()
+        async with self._post(self.url, data, headers) as response:
+            framer = AudioFramer(self.output_format, self.frame_ms)
             async for chunk in response.content.iter_any():
-                frames, carry = self._frames(carry, chunk)
-                for frame in frames:
+                for frame in framer.frames(chunk):
                     yield frame
-            if carry:
+            if framer.pending:
                 log.warning("%s: dropped a trailing odd byte of PCM audio", self.name)
-            clean = True
-        except (aiohttp.ClientError, OSError) as exc:
-            raise self._network_error(exc, "reading the stream from") from None
-        finally:
-            if clean:
-                response.release()  # read to its end: the connection goes back to the pool
-            else:
-                response.close()  # stopped early or failed: closing tells the server to stop
 
     async def _websocket(self, text: str) -> AsyncIterator[AudioFrame]:
         if not text:
@@ -247,13 +200,15 @@ class ElevenLabsTTS:
                 self.ws_url, headers={"xi-api-key": self._key.value}, autoping=True
             )
         except aiohttp.WSServerHandshakeError as exc:
-            raise self._status_error(exc.status, "", "the WebSocket upgrade to") from None
+            raise self._status_error(
+                exc.status, f"the WebSocket upgrade to {self.ws_url} was refused with HTTP {exc.status}"
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise self._network_error(exc, "connecting to", self.ws_url) from None
         try:
             for message in (self.initial_message(), {"text": text + " ", "flush": True}, {"text": ""}):
-                await ws.send_str(_DUMPS(message))
-            carry = b""
+                await ws.send_str(dumps(message))
+            framer = AudioFramer(self.output_format, self.frame_ms)
             while True:
                 msg = await ws.receive()
                 if msg.type is aiohttp.WSMsgType.TEXT:
@@ -264,8 +219,7 @@ class ElevenLabsTTS:
                             chunk = base64.b64decode(audio, validate=True)
                         except (binascii.Error, TypeError):
                             raise ProviderError(self.name, "an audio message is not valid base64") from None
-                        frames, carry = self._frames(carry, chunk)
-                        for frame in frames:
+                        for frame in framer.frames(chunk):
                             yield frame
                     if event.get("isFinal"):
                         break
@@ -279,13 +233,15 @@ class ElevenLabsTTS:
                     raise ProviderError(
                         self.name,
                         f"ElevenLabs closed the socket before the end of the audio (code {code}"
-                        f"{': ' + self._safe(reason) if reason else ''})",
+                        f"{': ' + self._redact(reason) if reason else ''})",
                         retryable=code is None or code in _RETRYABLE_CLOSE,
                     )
                 elif msg.type is aiohttp.WSMsgType.ERROR:
-                    raise ProviderError(self.name, f"the socket to ElevenLabs failed: {self._safe(msg.data)}")
+                    raise ProviderError(
+                        self.name, f"the socket to ElevenLabs failed: {self._redact(msg.data)}"
+                    )
                 # binary frames are not part of this protocol: ignored
-            if carry:
+            if framer.pending:
                 log.warning("%s: dropped a trailing odd byte of PCM audio", self.name)
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise self._network_error(exc, "talking to", self.ws_url) from None
@@ -306,7 +262,7 @@ class ElevenLabsTTS:
             kind = f" ({error})" if isinstance(error, str) and error != message else ""
             raise ProviderError(
                 self.name,
-                f"ElevenLabs error{kind}: {self._safe(detail)}",
+                f"ElevenLabs error{kind}: {self._redact(detail)}",
                 retryable=_retryable_kind(str(error or "")),
             )
         return event
@@ -319,7 +275,7 @@ class ElevenLabsTTS:
                 async with asyncio.timeout(_CLOSE_TIMEOUT_S):
                     await ws.close()
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-                log.debug("%s: closing the socket: %s", self.name, self._safe(exc))
+                log.debug("%s: closing the socket: %s", self.name, self._redact(exc))
 
         try:
             task = asyncio.get_running_loop().create_task(close())
@@ -331,40 +287,32 @@ class ElevenLabsTTS:
     # -- errors --
 
     async def _http_error(self, response: aiohttp.ClientResponse) -> ProviderError:
-        try:
-            body = await response.content.read(_MAX_ERROR_BODY)
-        except (aiohttp.ClientError, OSError):
-            body = b""
-        try:
-            payload = json.loads(body)
-            message = _detail_text(payload.get("detail", payload) if isinstance(payload, dict) else payload)
-        except ValueError:
-            message = body[:300].decode("utf-8", "replace").strip()
-        return self._status_error(response.status, message, "", response.headers.get("Retry-After"))
+        payload, text = await error_body(response)
+        message = _detail_text(payload.get("detail", payload) if isinstance(payload, dict) else payload)
+        return self._status_error(
+            response.status, f"HTTP {response.status}", message or text, response.headers.get("Retry-After")
+        )
 
     def _status_error(
-        self, status: int, message: str, doing: str, retry_after: str | None = None
+        self, status: int, head: str, message: str = "", retry_after: str | None = None
     ) -> ProviderError:
-        text = f"HTTP {status}"
-        if doing:
-            text = f"{doing} {self.ws_url} was refused with {text}"
-        if message:
-            text += f": {self._safe(message)}"
-        if status == 429 and retry_after:
-            text += f"; retry after {retry_after} s"
-        if status in (401, 403):
-            text += " (check the ElevenLabs API key: ELEVENLABS_API_KEY, api_key_env or api_key_file)"
-        return ProviderError(self.name, text, retryable=status >= 500 or status in RETRYABLE_STATUS)
+        return status_error(
+            self.name,
+            status,
+            head,
+            message,
+            secret=self._key,
+            retry_after=retry_after,
+            key_hint=" (check the ElevenLabs API key: ELEVENLABS_API_KEY, api_key_env or api_key_file)",
+            retryable=RETRYABLE_STATUS,
+        )
 
     def _network_error(self, exc: BaseException, doing: str, url: str | None = None) -> ProviderError:
-        detail = self._safe(exc)
         if isinstance(exc, TimeoutError):
-            return ProviderTimeout(self.name, f"socket timeout while {doing} ElevenLabs ({detail})")
-        return ProviderError(self.name, f"{doing} {url or self.url} failed: {detail}", retryable=True)
-
-    def _safe(self, value: object) -> str:
-        text = value if isinstance(value, str) else f"{type(value).__name__}: {value}"
-        return redact(text, self._key)
+            return ProviderTimeout(
+                self.name, f"socket timeout while {doing} ElevenLabs ({self._redact(exc)})"
+            )
+        return super()._network_error(exc, doing, url)
 
 
 def _detail_text(detail: Any) -> str:
