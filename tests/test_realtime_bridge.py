@@ -241,3 +241,22 @@ def test_realtime_mode_config_errors_name_the_fix(bad: str) -> None:
         AgentConfig.model_validate({"mode": "realtime", "flow": None, "llm": "x"})
     with pytest.raises(ValidationError, match="takes its fallback from the pipeline"):
         AgentConfig.model_validate({"mode": "realtime", "realtime": "openai-realtime"})
+
+
+async def test_keys_reach_the_model_as_one_text_entry() -> None:
+    call = SimulatedCall()
+    session = FakeSession(ULAW_8K)
+    texts: list[str] = []
+
+    async def send_user_text(text: str) -> None:
+        texts.append(text)
+
+    session.send_user_text = send_user_text  # type: ignore[attr-defined]
+    task = await start_bridge(call, session)
+    await call.press("1234#")
+    await call.until(lambda: bool(texts), within_ms=500)
+    assert texts == ["(The caller typed 1234# on the phone keypad.)"]
+    record = task.bridge.record  # type: ignore[attr-defined]
+    assert [(e.text, e.meta) for e in record.entries if e.role == "caller"] == [("1234#", {"dtmf": True})]
+    call.end()
+    await task

@@ -430,3 +430,16 @@ def test_the_key_never_shows_in_repr() -> None:
     provider = DeepgramVoiceAgent(api_key=KEY)
     session = provider.session(config())
     assert KEY not in repr(provider) and KEY not in repr(session) and "***" in repr(provider)
+
+
+async def test_keys_pressed_are_injected_as_a_user_message(fake: FakeDeepgramAgent) -> None:
+    session, conn = await started(fake)
+    try:
+        await session.send_user_text("(The caller typed 7 on the phone keypad.)")
+        message = await conn.wait_message("InjectUserMessage")
+        assert message == {
+            "type": "InjectUserMessage",
+            "content": "(The caller typed 7 on the phone keypad.)",
+        }
+    finally:
+        await session.aclose()

@@ -594,3 +594,23 @@ async def test_aclose_is_idempotent_and_ends_the_events(fake: FakeRealtime) -> N
     await asyncio.wait_for(fake.disconnected.wait(), 1)
     with pytest.raises(RuntimeError):
         await session.start()
+
+
+async def test_keys_pressed_go_in_as_user_text_and_get_a_reply(fake: FakeRealtime) -> None:
+    fake.replies.append(Reply(audio=REPLY_ULAW[:160], transcript="Got it."))
+    session = await started(fake, ULAW8)
+    try:
+        await session.send_user_text("(The caller typed 42# on the phone keypad.)")
+        item = await fake.wait_for("conversation.item.create")
+        assert item == {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "(The caller typed 42# on the phone keypad.)"}],
+            },
+        }
+        assert (await fake.wait_for("response.create"))["type"] == "response.create"
+        await events_until(session, ResponseDone)
+    finally:
+        await session.aclose()

@@ -49,6 +49,8 @@ from voxgate.transports.base import CallAudio, Dtmf
 
 log = logging.getLogger("voxgate.agent.realtime")
 
+KEYS_PAUSE_S = 1.5  # keys typed this far apart are one entry
+
 
 class RealtimeBridge:
     """One call on one session; `run()` returns "ended" (the call is over) or "failed"."""
@@ -80,6 +82,9 @@ class RealtimeBridge:
         self._ending = False
         self.failure: str | None = None
         self.barge_ins = 0
+        self._keys = ""
+        self._keys_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def run(self) -> str:
         inbound = asyncio.create_task(self._inbound(), name=f"realtime-in-{self.call.call_id}")
@@ -87,9 +92,11 @@ class RealtimeBridge:
         try:
             done, _ = await asyncio.wait({inbound, events}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (inbound, events):
+            if self._keys_timer is not None:
+                self._keys_timer.cancel()
+            for task in (inbound, events, *self._tasks):
                 task.cancel()
-            await asyncio.gather(inbound, events, return_exceptions=True)
+            await asyncio.gather(inbound, events, *self._tasks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.session.aclose()
         for task in done:
@@ -106,7 +113,7 @@ class RealtimeBridge:
         session, fmt = self.session, self.session.input_format
         async for event in self.call:
             if isinstance(event, Dtmf):
-                self.record.add(TurnEntry("caller", event.digit, meta={"dtmf": True}))
+                self._key(event.digit)
                 continue
             frame = event
             if frame.format != fmt:
@@ -117,6 +124,37 @@ class RealtimeBridge:
                     continue
                 frame = AudioFrame(data, fmt)
             session.push_audio(frame)
+
+    def _key(self, digit: str) -> None:
+        """Keys go to the model as text once the caller stops typing (`#` ends an entry at once):
+        "The caller typed 1234#" rather than a reply per key."""
+        self._keys += digit
+        if self._keys_timer is not None:
+            self._keys_timer.cancel()
+        if digit == "#":
+            self._keys_timer = None
+            self._spawn(self._send_keys())
+        else:
+            loop = asyncio.get_running_loop()
+            self._keys_timer = loop.call_later(KEYS_PAUSE_S, lambda: self._spawn(self._send_keys()))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_keys(self) -> None:
+        keys, self._keys = self._keys, ""
+        if not keys:
+            return
+        self.record.add(TurnEntry("caller", keys, meta={"dtmf": True}))
+        send = getattr(self.session, "send_user_text", None)
+        if send is None:
+            return
+        try:
+            await send(f"(The caller typed {keys} on the phone keypad.)")
+        except (ProviderError, ConnectionError) as exc:
+            self.log.warning("could not pass the keys to the session: %s", exc)
 
     # -- session → caller ----------------------------------------------------------------------
     async def _events(self) -> None:

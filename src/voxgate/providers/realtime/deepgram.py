@@ -361,6 +361,14 @@ class DeepgramAgentSession:
         if not self._pending_calls:
             self._expect("the reply after a tool result")
 
+    async def send_user_text(self, text: str) -> None:
+        """Tell the agent something it cannot hear (keys the caller pressed): `InjectUserMessage`,
+        which it answers as if the caller had said it (§4)."""
+        if self._ended:
+            return
+        self._outbox.put_nowait(dumps({"type": "InjectUserMessage", "content": text}))
+        self._expect("the reply to an injected user message")
+
     async def interrupted(self, played_ms: float) -> None:
         """Nothing to send: Deepgram detects the barge-in itself (it sent `UserStartedSpeaking`),
         stops its reply and keeps its own record of what was said; there is no truncate message."""

@@ -448,6 +448,11 @@ class OpenAIRealtimeSession:
             return
         self._conv.tool_result(call_id, output)
 
+    async def send_user_text(self, text: str) -> None:
+        """Tell the model something it cannot hear (keys the caller pressed); it answers."""
+        if not self._ended:
+            self._conv.user_text(text)
+
     async def interrupted(self, played_ms: float) -> None:
         """Barge-in (§6): truncate what the caller heard, cancel the reply, drop its late audio."""
         if self._ended:

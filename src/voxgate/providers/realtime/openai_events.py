@@ -103,6 +103,14 @@ class Conversation:
         self._want_response = True
         self._maybe_create_response()
 
+    def user_text(self, text: str) -> None:
+        """Something the caller did that the model cannot hear (keys pressed): a user text item,
+        then a reply once nothing blocks it."""
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        self._send({"type": "conversation.item.create", "item": item})
+        self._want_response = True
+        self._maybe_create_response()
+
     def interrupt(self, played_ms: float) -> None:
         """Barge-in (§6): truncate what the caller heard, cancel the reply, drop its late audio."""
         item = self._playing_item
