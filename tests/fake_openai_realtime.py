@@ -24,6 +24,7 @@ import binascii
 import contextlib
 import copy
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +182,10 @@ class FakeRealtime:
     send_created: bool = True
     auto_cancel: bool = True  # answer response.cancel with response.done cancelled
     replies: list[Reply] = field(default_factory=list)  # played on each client response.create
+    # Off by default. Awaited with the decoded audio of each input_audio_buffer.append, after it is
+    # recorded, before the next client event is read: lets a script answer the audio itself (a
+    # benchmark's turn ends when enough loud audio has arrived, say).
+    on_audio: Callable[[bytes], Awaitable[None]] | None = None
     received: list[dict[str, Any]] = field(default_factory=list)  # every client event, as parsed
     sent: list[dict[str, Any]] = field(default_factory=list)  # every server event
     handshakes: list[dict[str, str]] = field(default_factory=list)  # headers of every upgrade attempt
@@ -389,11 +394,14 @@ class FakeRealtime:
             await self.emit("session.updated", session=self.session)
         elif kind == "input_audio_buffer.append":
             try:
-                self.audio_in += base64.b64decode(event.get("audio") or "", validate=True)
+                audio = base64.b64decode(event.get("audio") or "", validate=True)
             except binascii.Error:
                 raise Invalid(
                     "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
                 ) from None
+            self.audio_in += audio
+            if self.on_audio is not None:
+                await self.on_audio(audio)
         elif kind == "input_audio_buffer.commit":
             await self.emit(
                 "input_audio_buffer.committed", previous_item_id=None, item_id=self._new_id("item")
