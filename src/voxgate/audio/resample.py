@@ -11,13 +11,16 @@ are rejected by about 80 dB. `convert_all` (whole files) still uses soxr VHQ.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from math import gcd
 
 import numpy as np
 
 _INT16_MIN, _INT16_MAX = -32768, 32767
+_PLANS_KEPT = 512
 
 
+@lru_cache(maxsize=64)
 def _design(in_rate: int, out_rate: int, taps: int, cutoff: float, beta: float) -> tuple[np.ndarray, int]:
     """Polyphase bank `bank[phase, k]` and the filter delay in whole output samples."""
     g = gcd(in_rate, out_rate)
@@ -31,7 +34,30 @@ def _design(in_rate: int, out_rate: int, taps: int, cutoff: float, beta: float) 
     fc = cutoff * 0.5 / max(up, down)  # cycles per upsampled sample
     h = 2 * fc * np.sinc(2 * fc * n) * window * up
     bank = np.ascontiguousarray(h.reshape(per_phase, up).T, dtype=np.float32)
+    bank.setflags(write=False)  # shared by every resampler of this design
     return bank, delay
+
+
+# A chunk's gather pattern depends only on the design, the output phase it starts at and its
+# length, and calls feed same-sized chunks: compute it once per process, not per chunk.
+_plans: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _plan(bank: np.ndarray, up: int, down: int, phase: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For `n` outputs whose first falls `phase` (0 ≤ phase < up) into its input sample: the
+    input offsets of every tap, relative to that first input sample, and the taps' weights."""
+    key = (id(bank), up, down, phase, n)
+    plan = _plans.get(key)
+    if plan is None:
+        pos = phase + np.arange(n, dtype=np.int64) * down
+        offsets = (pos // up)[:, None] - np.arange(bank.shape[1])[None, :]
+        weights = bank[pos % up]
+        offsets.setflags(write=False)
+        weights.setflags(write=False)
+        if len(_plans) >= _PLANS_KEPT:
+            _plans.clear()
+        plan = _plans[key] = (offsets, weights)
+    return plan
 
 
 class StreamResampler:
@@ -49,7 +75,6 @@ class StreamResampler:
         "_k",
         "_out_n",
         "_skip",
-        "_taps_idx",
         "_total_in",
         "_up",
         "delay",
@@ -67,7 +92,6 @@ class StreamResampler:
         self._up, self._down = out_rate // g, in_rate // g
         self._bank, self.delay = _design(in_rate, out_rate, taps, cutoff, beta)
         self._k = self._bank.shape[1]
-        self._taps_idx = np.arange(self._k)
         self.reset()
 
     def reset(self) -> None:
@@ -97,9 +121,9 @@ class StreamResampler:
         base = self._total_in - (k - 1)  # absolute input index of xb[0]
         total = self._total_in + len(x)
         n_end = -(-total * up // down)
-        t = np.arange(self._out_n, n_end, dtype=np.int64) * down
-        idx = (t // up - base)[:, None] - self._taps_idx[None, :]
-        y = np.einsum("ij,ij->i", xb[idx], self._bank[t % up])
+        first, phase = divmod(self._out_n * down, up)  # output sample out_n sits at input first + phase/up
+        offsets, weights = _plan(self._bank, up, down, phase, n_end - self._out_n)
+        y = np.einsum("ij,ij->i", xb[offsets + (first - base)], weights)
         self._hist = xb[len(xb) - (k - 1) :]
         self._out_n = n_end
         self._total_in = total
