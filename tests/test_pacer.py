@@ -304,3 +304,33 @@ async def test_several_clients_each_tick_every_period_and_discard_stops_them() -
         assert intervals.mean() == pytest.approx(20, abs=1)
     await asyncio.sleep(0.06)
     assert [len(c.times) for c in clients] == counts  # no ticks after discard
+
+
+def test_a_talkspurt_starts_at_once_and_the_next_tick_sends_nothing() -> None:
+    fmt = SLIN8
+    sent: list[bytes] = []
+    pacer = OutboundPacer(fmt, lambda payload: payload)
+    pacer.send_now = sent.append
+    assert pacer.next_message() == bytes(320)  # idle: filler
+    audio = b"\x01\x02" * 160
+    pacer.write(AudioFrame(audio, fmt))
+    assert sent == [audio]  # went out at once, between ticks
+    assert pacer.next_message() == b""  # that was this tick's frame
+    pacer.write(AudioFrame(audio, fmt))
+    assert len(sent) == 1  # mid-talkspurt: paced by the tick
+    assert pacer.next_message() == audio
+
+
+def test_a_talkspurt_that_starts_with_a_part_frame_is_led_with_silence_and_sent_now() -> None:
+    fmt = SLIN8
+    sent: list[bytes] = []
+    pacer = OutboundPacer(fmt, lambda payload: payload)
+    pacer.send_now = sent.append
+    pacer.next_message()
+    head = b"\x05\x00" * 152  # 19 ms
+    pacer.write(AudioFrame(head, fmt))
+    assert sent == [bytes(16) + head]  # 1 ms of silence first, then the audio, now
+    rest = b"\x06\x00" * 40  # 5 ms: mid-talkspurt, it waits for the rest of its frame
+    pacer.write(AudioFrame(rest, fmt))
+    assert len(sent) == 1 and pacer.next_message() == b""
+    assert pacer.next_message() == rest + bytes(240)  # the tick pads the trailing part-frame

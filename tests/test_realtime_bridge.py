@@ -260,3 +260,18 @@ async def test_keys_reach_the_model_as_one_text_entry() -> None:
     assert [(e.text, e.meta) for e in record.entries if e.role == "caller"] == [("1234#", {"dtmf": True})]
     call.end()
     await task
+
+
+async def test_speech_after_the_reply_was_heard_is_a_new_turn_not_a_barge_in() -> None:
+    call = SimulatedCall()
+    session = FakeSession(ULAW_8K)
+    task = await start_bridge(call, session)
+    session.emit(speech(300))
+    await call.until(lambda: call.agent_audio_ms >= 300, within_ms=1000)
+    await call.silence(100)  # the whole reply has played
+    session.emit(UserSpeechStarted())
+    await call.silence(40)
+    assert session.interruptions == []  # nothing to truncate: the caller heard it all
+    assert task.bridge.barge_ins == 0  # type: ignore[attr-defined]
+    call.end()
+    await task

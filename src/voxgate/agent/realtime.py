@@ -191,9 +191,12 @@ class RealtimeBridge:
     async def _barge_in(self) -> None:
         out = self.call.output
         dropped = out.clear()
-        if self._item is None and not dropped:
-            return
         played = max(0.0, min(out.played_ms - self._item_start_ms, self._item_written_ms))
+        if not dropped and (self._item is None or played >= self._item_written_ms):
+            # The caller speaks after the reply was heard to its end: a new turn, not a barge-in;
+            # truncating would only delete the model's memory of what it said.
+            self._item = None
+            return
         self.barge_ins += 1
         self.record.event("barge_in", heard_ms=round(played), dropped_ms=round(dropped))
         try:

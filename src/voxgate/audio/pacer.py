@@ -215,7 +215,12 @@ class OutboundPacer:
             return
         partial += data
         if len(partial) < n:
-            return
+            if not (partial and self._idle and self.send_now is not None and not self._queue):
+                return
+            # A talkspurt that starts with less than a frame (a resampler holds back its filter
+            # delay, a provider sends odd-sized chunks): lead it with silence and start it now,
+            # rather than wait up to a frame for the rest.
+            partial[:0] = self.wire_format.silence(n - len(partial))
         wrap, queue = self._wrap, self._queue
         whole = len(partial) - len(partial) % n
         for start in range(0, whole, n):
