@@ -275,3 +275,27 @@ async def test_speech_after_the_reply_was_heard_is_a_new_turn_not_a_barge_in() -
     assert task.bridge.barge_ins == 0  # type: ignore[attr-defined]
     call.end()
     await task
+
+
+async def test_unnamed_items_count_as_one_reply_until_its_audio_is_done() -> None:
+    """Deepgram names no items: a reply is everything up to AgentAudioDone."""
+    from voxgate.providers.realtime import AgentAudioDone
+
+    call = SimulatedCall()
+    session = FakeSession(ULAW_8K)
+    task = await start_bridge(call, session)
+    chunk = speech(200).frame
+    session.emit(*(AgentAudio(chunk) for _ in range(10)))  # 2 s in 200 ms pieces, no item id
+    await call.until(lambda: call.agent_audio_ms >= 700, within_ms=2000)
+    heard = call.agent_audio_ms
+    session.emit(UserSpeechStarted())
+    await call.silence(40)
+    assert len(session.interruptions) == 1 and abs(session.interruptions[0] - heard) <= 40
+    session.emit(AgentAudio(chunk), AgentAudioDone())
+    await call.until(lambda: call.agent_audio_ms >= heard + 200, within_ms=1000)
+    await call.silence(60)
+    session.emit(UserSpeechStarted())  # after that reply was heard in full: a new turn
+    await call.silence(40)
+    assert len(session.interruptions) == 1
+    call.end()
+    await task

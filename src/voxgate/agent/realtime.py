@@ -36,6 +36,7 @@ from voxgate.log import call_logger
 from voxgate.providers.base import ProviderError, ToolCallEvent
 from voxgate.providers.realtime import (
     AgentAudio,
+    AgentAudioDone,
     RealtimeConfig,
     RealtimeProvider,
     RealtimeSession,
@@ -79,6 +80,7 @@ class RealtimeBridge:
         self._item: str | None = None  # the assistant item whose audio is playing
         self._item_start_ms = 0.0  # where that item starts in the call's played audio
         self._item_written_ms = 0.0
+        self._replies = 0  # replies finished: names the items of providers that name none
         self._ending = False
         self.failure: str | None = None
         self.barge_ins = 0
@@ -161,12 +163,15 @@ class RealtimeBridge:
         out = self.call.output
         async for event in self.session:
             if isinstance(event, AgentAudio):
-                if event.item_id != self._item or self._item is None:
-                    self._item = event.item_id
+                item = event.item_id or f"reply-{self._replies}"  # Deepgram names no items
+                if item != self._item:
+                    self._item = item
                     self._item_start_ms = out.played_ms + out.queued_ms
                     self._item_written_ms = 0.0
                 out.write(event.frame)
                 self._item_written_ms += event.frame.duration_ms
+            elif isinstance(event, AgentAudioDone):
+                self._replies += 1
             elif isinstance(event, UserSpeechStarted):
                 await self._barge_in()
             elif isinstance(event, Transcript):
@@ -178,6 +183,7 @@ class RealtimeBridge:
                 if self._ending:
                     return
             elif isinstance(event, ResponseDone):
+                self._replies += 1
                 if event.status == "completed":
                     out.flush()
             elif isinstance(event, SessionError):
