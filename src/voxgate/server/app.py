@@ -113,7 +113,7 @@ class VoxgateServer:
         if server is not None:
             self.http_sockets = [s.getsockname()[:2] for s in server.sockets]  # type: ignore[union-attr]
         log.info(
-            "HTTP on %s (/health /ready /metrics); agent %r",
+            "HTTP on %s (/health /ready /metrics /calls); agent %r",
             ", ".join(f"{h}:{p}" for h, p in self.http_sockets),
             self.agent.name,
         )
