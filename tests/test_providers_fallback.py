@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -19,6 +20,7 @@ from voxgate.providers import (
     ProviderTimeout,
     TextDelta,
 )
+from voxgate.providers.base import SpeechEvent
 from voxgate.testing.fakes import ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 NO_RETRY = ConnectOptions(max_retries=0, first_item_timeout=1.0, idle_timeout=1.0)
@@ -146,3 +148,61 @@ async def test_fallback_stt_replays_the_utterance_to_the_next_provider() -> None
     assert a.active == b.active == 0
     with pytest.raises(ValueError, match="pcm16@8000"):
         stt.stream().push_audio(AudioFrame(bytes(640), SLIN16))
+
+
+class _QuietUntilEnd:
+    """A streaming STT that says nothing while the caller talks, and its final after end_input."""
+
+    name = "quiet"
+    input_format = SLIN16
+
+    def __init__(self, answer_after_end: bool = True) -> None:
+        self.answer_after_end = answer_after_end
+
+    def stream(self) -> object:
+        outer = self
+
+        class Stream:
+            def __init__(self) -> None:
+                self.ended = asyncio.Event()
+
+            def push_audio(self, frame: object) -> None:
+                pass
+
+            def end_input(self) -> None:
+                self.ended.set()
+
+            async def __aiter__(self):  # type: ignore[no-untyped-def]
+                await self.ended.wait()
+                if outer.answer_after_end:
+                    yield SpeechEvent("final", "hello there", is_endpoint=True)
+                else:
+                    await asyncio.sleep(3600)
+
+            async def aclose(self) -> None:
+                pass
+
+        return Stream()
+
+
+async def test_stt_timeouts_start_at_the_end_of_the_turn_not_while_the_caller_talks() -> None:
+    options = ConnectOptions(max_retries=0, first_item_timeout=0.1, idle_timeout=0.1)
+    stream = FallbackSTT([_QuietUntilEnd()], options=options).stream()
+    events = aiter(stream)
+    first = asyncio.ensure_future(anext(events))
+    for _ in range(15):  # 0.3 s of talking: three times the first-item timeout
+        stream.push_audio(AudioFrame(bytes(640), SLIN16))
+        await asyncio.sleep(0.02)
+    assert not first.done()
+    stream.end_input()
+    assert (await asyncio.wait_for(first, 1.0)).text == "hello there"
+    await stream.aclose()
+
+    silent = FallbackSTT([_QuietUntilEnd(answer_after_end=False)], options=options).stream()
+    waiting = asyncio.ensure_future(anext(aiter(silent)))
+    await asyncio.sleep(0.25)
+    assert not waiting.done()  # no clock while the caller talks
+    silent.end_input()
+    with pytest.raises((ProviderTimeout, FallbackError)):
+        await asyncio.wait_for(waiting, 1.0)  # …but it runs from the end of the turn
+    await silent.aclose()

@@ -38,6 +38,7 @@ from voxgate.agent.responder import (
     UserInput,
 )
 from voxgate.agent.sentences import SentenceSplitter, for_speech
+from voxgate.agent.stt_stream import LiveTranscriber, streams_during_speech
 from voxgate.agent.turns import BargeInOptions, SpeechEnded, SpeechStarted, TurnDetector, TurnOptions
 from voxgate.audio.dtmf import dtmf_tones
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
@@ -93,6 +94,7 @@ class _CallerTurn:
     speech: SpeechEnded
     decided_at: float
     early: asyncio.Task[str] | None = None  # transcription started before the endpoint
+    live: asyncio.Task[str] | None = None  # a streaming STT's transcript, fed while they spoke
 
 
 @dataclass
@@ -180,6 +182,12 @@ class ConversationRunner:
         self._busy = False  # the worker is handling an input
         self._early_stt_ms = self.options.early_stt_ms
         self._early: tuple[float, asyncio.Task[str]] | None = None  # (speech end it covers, task)
+        self._live: LiveTranscriber | None = None  # a streaming STT hears each turn as it is spoken
+        if streams_during_speech(stt):
+            self._early_stt_ms = None
+            self._live = LiveTranscriber(
+                stt, self.turns.format, timeout_s=self.options.stt_timeout_s, log=self.log, record=self.record
+            )
 
     # --- public ------------------------------------------------------------------------------
 
@@ -199,12 +207,15 @@ class ConversationRunner:
                     break
             for ev in self.turns.flush():
                 if isinstance(ev, SpeechEnded):  # what the caller said as they hung up is kept
-                    self._inputs.put_nowait(_CallerTurn(ev, time.monotonic(), self._take_early(ev)))
+                    self._inputs.put_nowait(self._caller_turn(ev))
         finally:
             if self._early is not None:
                 self._early[1].cancel()
                 self._early = None
             await self._drain_caller_input(worker)
+            if self._live is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._live.aclose()
             if self._reply is not None and self._reply.task is not None:
                 self._reply.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -240,8 +251,12 @@ class ConversationRunner:
         for ev in self.turns.push(frame):
             if isinstance(ev, SpeechStarted):
                 self._quiet_ms = 0.0
+                if self._live is not None:
+                    self._live.start()
             else:
-                self._inputs.put_nowait(_CallerTurn(ev, time.monotonic(), self._take_early(ev)))
+                self._inputs.put_nowait(self._caller_turn(ev))
+        if self._live is not None:
+            self._live.feed(self.turns)
         if self._early_stt_ms is not None and self.turns.speaking:
             self._maybe_transcribe_early()
         reply = self._reply
@@ -270,6 +285,10 @@ class ConversationRunner:
             task = asyncio.create_task(self._recognize(turns.utterance_so_far()))
             task.add_done_callback(_consume)
             self._early = (turns.speech_end_ms, task)
+
+    def _caller_turn(self, ev: SpeechEnded) -> _CallerTurn:
+        live = self._live.end(ev.audio) if self._live is not None else None
+        return _CallerTurn(ev, time.monotonic(), self._take_early(ev), live)
 
     def _take_early(self, ev: SpeechEnded) -> asyncio.Task[str] | None:
         early, self._early = self._early, None
@@ -421,6 +440,8 @@ class ConversationRunner:
             if heard.early is not None:
                 text = await heard.early
                 timing.early_stt = True
+            elif heard.live is not None:
+                text = await heard.live
             else:
                 text = await self._recognize(ev.audio)
         except Exception as exc:  # any STT failure: apologise rather than let the call go dead

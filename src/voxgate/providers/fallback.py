@@ -7,6 +7,7 @@ When every provider fails, `FallbackError` names each cause.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -103,13 +104,16 @@ class ProviderPool(Generic[P]):
             extra={"provider": name, "provider_kind": self.kind, "fallback_position": position},
         )
 
-    async def stream(self, open_for: Callable[[P], AsyncIterator[T]]) -> AsyncIterator[T]:
-        """Items from the first provider that produces one (each wrapped in `resilient_stream`)."""
+    async def stream(
+        self, open_for: Callable[[P], AsyncIterator[T]], *, gate: asyncio.Event | None = None
+    ) -> AsyncIterator[T]:
+        """Items from the first provider that produces one (each wrapped in `resilient_stream`;
+        `gate`: its clocks start once that is set)."""
         causes: list[ProviderError] = []
         for position, index in enumerate(self.order()):
             provider = self.providers[index]
             name = provider_name(provider)
-            items = resilient_stream(lambda p=provider: open_for(p), self.options, provider=name)
+            items = resilient_stream(lambda p=provider: open_for(p), self.options, provider=name, gate=gate)
             async with aclosing(items):
                 try:
                     first = await anext(items)
@@ -204,6 +208,7 @@ class FallbackSTT(_Fallback[STT]):
 
     Each stream keeps its audio until the first event comes out, so a provider that fails
     before answering is replaced by the next one with the whole utterance replayed.
+    `streams_during_speech` is the first provider's: whether the runner feeds audio as it comes.
     """
 
     kind = "stt"
@@ -211,6 +216,7 @@ class FallbackSTT(_Fallback[STT]):
     def __init__(self, providers: Sequence[STT], **pool_options: Any) -> None:
         super().__init__(providers, **pool_options)
         self.input_format: AudioFormat = providers[0].input_format
+        self.streams_during_speech: bool = getattr(providers[0], "streams_during_speech", False) is True
 
     def stream(self) -> STTStream:
         return _FallbackSTTStream(self.pool, self.input_format)
@@ -225,6 +231,7 @@ class _FallbackSTTStream:
         self._ended = False
         self._current: tuple[STTStream, AudioConverter] | None = None
         self._events: AsyncIterator[SpeechEvent] | None = None
+        self._input_done = asyncio.Event()  # timeouts count from here: the caller may talk long
 
     def push_audio(self, frame: AudioFrame) -> None:
         if frame.format != self.input_format:
@@ -239,6 +246,7 @@ class _FallbackSTTStream:
 
     def end_input(self) -> None:
         self._ended = True
+        self._input_done.set()
         if self._current is not None:
             self._end(*self._current)
 
@@ -254,7 +262,7 @@ class _FallbackSTTStream:
         return self._events
 
     async def _run(self) -> AsyncIterator[SpeechEvent]:
-        async with aclosing(self._pool.stream(self._open)) as events:
+        async with aclosing(self._pool.stream(self._open, gate=self._input_done)) as events:
             async for event in events:
                 self._keep = False
                 self._kept.clear()

@@ -69,10 +69,30 @@ def as_provider_error(exc: Exception, provider: str) -> ProviderError:
     return ProviderError(provider, f"{type(exc).__name__}: {exc}", retryable=isinstance(exc, OSError))
 
 
+def _arm_when_set(
+    gate: asyncio.Event | None, deadline: asyncio.Timeout, timeout: float
+) -> asyncio.Task[None]:
+    """Start `deadline`'s clock (`timeout` s) when `gate` is set."""
+    assert gate is not None
+
+    async def arm() -> None:
+        await gate.wait()
+        deadline.reschedule(asyncio.get_running_loop().time() + timeout)
+
+    return asyncio.ensure_future(arm())
+
+
 async def resilient_stream(
-    open_stream: Callable[[], AsyncIterator[T]], options: ConnectOptions, *, provider: str
+    open_stream: Callable[[], AsyncIterator[T]],
+    options: ConnectOptions,
+    *,
+    provider: str,
+    gate: asyncio.Event | None = None,
 ) -> AsyncIterator[T]:
     """Yield `open_stream()`'s items with timeouts, retries before the first item, and a watchdog.
+
+    With `gate`, the clocks run only once it is set: an STT fed while the caller speaks owes
+    nothing until the end of the turn (`end_input()` sets it), however long the caller talks.
 
     Use it with `contextlib.aclosing` (or iterate it to the end) so the provider is closed
     promptly when you stop early.
@@ -84,9 +104,15 @@ async def resilient_stream(
         try:
             while True:
                 timeout = options.idle_timeout if yielded else options.first_item_timeout
+                gated = gate is not None and not gate.is_set()
                 try:
-                    async with asyncio.timeout(timeout) as deadline:
-                        item = await anext(iterator)
+                    async with asyncio.timeout(None if gated else timeout) as deadline:
+                        arm = _arm_when_set(gate, deadline, timeout) if gated else None
+                        try:
+                            item = await anext(iterator)
+                        finally:
+                            if arm is not None:
+                                arm.cancel()
                 except StopAsyncIteration:
                     return
                 except Exception as exc:

@@ -84,6 +84,8 @@ class DeepgramSTT(HTTPClient):
       after which a `KeepAlive` goes out (Deepgram closes a stream silent for 10 s).
     """
 
+    streams_during_speech = True  # the runner pushes the caller's audio as they speak
+
     def __init__(
         self,
         *,
