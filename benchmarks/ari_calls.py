@@ -33,91 +33,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import logging
-import sys
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from ari_bench import Http, Parser, Sampler, pct, poll, print_rows, run_main, voxgate_on_fake_ari
 from stats import summary
-from voxgate.config import load_config
 from voxgate.server.app import VoxgateServer
 
-ROOT = Path(__file__).resolve().parent.parent
 FRAME_S = 0.020
 NEAR_KILL_S = (0.1, 0.5)  # "around a kill": [kill - 0.1 s, kill + 0.5 s]
-
-
-def pct(values: list[float]) -> dict[str, float | None]:
-    return summary(values, ("n", "p50", "p99", "max"))
-
-
-async def start_fake() -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "tests" / "fake_ari.py"),
-        "--port",
-        "0",
-        "--connect-audiosocket",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
-    return proc, int(line)
-
-
-def make_server(url: str) -> VoxgateServer:
-    return VoxgateServer(
-        load_config(
-            overrides={
-                "agent": "echo",
-                "audiosocket.listen": "127.0.0.1:0",
-                "http.listen": "127.0.0.1:0",
-                "ari.url": url,
-                "ari.username": "voxgate",
-                "ari.password": "secret",
-                "ari.app": "voxgate",
-                "ari.media": "audiosocket",
-                "ari.media_host": "127.0.0.1",
-            }
-        )
-    )
-
-
-class Fake:
-    """The fake's control API."""
-
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base
-
-    async def post(self, path: str, **params: str) -> Any:
-        async with self.http.post(f"{self.base}{path}", params=params) as resp:
-            resp.raise_for_status()
-            return await resp.json()
-
-    async def get(self, path: str) -> Any:
-        async with self.http.get(f"{self.base}{path}") as resp:
-            resp.raise_for_status()
-            return await resp.json()
-
-    async def calls(self) -> dict[str, Any]:
-        return await self.get("/_fake/calls")
-
-
-async def poll(check: Any, within: float, every: float = 0.05) -> bool:
-    """Until `await check()` is true (→ True) or `within` s have passed (→ False)."""
-    deadline = time.monotonic() + within
-    while True:
-        if await check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(every)
 
 
 async def wait_reconnected(server: VoxgateServer, before: int, within: float = 10.0) -> float:
@@ -136,7 +63,7 @@ def accept_after(stats: dict[str, Any], t: float) -> float | None:
 
 
 # -- 1. setup -----------------------------------------------------------------------------------
-async def setup_calls(fake: Fake, server: VoxgateServer, n: int) -> dict[str, Any]:
+async def setup_calls(fake: Http, server: VoxgateServer, n: int) -> dict[str, Any]:
     start = time.monotonic()
     await fake.post("/_fake/inbound", n=str(n))
     state: dict[str, Any] = {}
@@ -164,24 +91,15 @@ async def setup_calls(fake: Fake, server: VoxgateServer, n: int) -> dict[str, An
 Window = tuple[float, float]
 
 
-class ClockSampler:
+class ClockSampler(Sampler):
     """voxgate's MediaClock: every tick's lateness (ms past its 20 ms grid slot), gathered every
     50 ms as (time, worst lateness in that batch) so it can be split by window afterwards."""
 
     def __init__(self, server: VoxgateServer) -> None:
+        super().__init__()
         self.stats = server.audiosocket.clock.stats
         self.stats.lateness_ms = deque(maxlen=100_000)
         self.samples: list[tuple[float, float]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         lateness = self.stats.lateness_ms
@@ -229,7 +147,7 @@ def frames_per_slot(before: dict[str, int], after: dict[str, int], seconds: floa
 
 
 async def kill_scenario(
-    fake: Fake, server: VoxgateServer, kills: int, interval: float, baseline_s: float
+    fake: Http, server: VoxgateServer, kills: int, interval: float, baseline_s: float
 ) -> dict[str, Any]:
     events, router = server.ari_events, server.ari_router
     assert events is not None and router is not None
@@ -317,7 +235,7 @@ async def kill_scenario(
 
 # -- 3. callers hang up while the events socket is down --------------------------------------------
 async def missed_hangup_scenario(
-    fake: Fake, server: VoxgateServer, n: int, refuse_ms: float, leak_wait: float
+    fake: Http, server: VoxgateServer, n: int, refuse_ms: float, leak_wait: float
 ) -> dict[str, Any]:
     events, router = server.ari_events, server.ari_router
     assert events is not None and router is not None
@@ -360,7 +278,7 @@ async def missed_hangup_scenario(
 
 
 # -- 4. everyone hangs up ---------------------------------------------------------------------------
-async def hangup_all(fake: Fake, server: VoxgateServer, within: float) -> dict[str, Any]:
+async def hangup_all(fake: Http, server: VoxgateServer, within: float) -> dict[str, Any]:
     start = time.monotonic()
     hung = await fake.post("/_fake/hangup", all="1")
 
@@ -471,43 +389,26 @@ def print_report(r: dict[str, Any]) -> None:
             f"{f['fake_media_live']} / {f['fake_bridges_left']} / {f['fake_channels_left']}",
         ),
     ]
-    width = max(len(a) for a, _ in rows)
-    for a, b in rows:
-        print(f"{a:<{width}}  {b}".rstrip())
+    print_rows(rows)
 
 
-async def main(opts: argparse.Namespace, loop_name: str) -> None:
-    proc, port = await start_fake()
-    base = f"http://127.0.0.1:{port}"
-    server = make_server(base)
+async def run(opts: argparse.Namespace, loop_name: str) -> dict[str, Any]:
     results: dict[str, Any] = {"calls": opts.calls, "loop": loop_name}
-    try:
-        await server.start()
-        assert server.ari_events is not None
-        await server.ari_events.wait_connected(5.0)
-        async with aiohttp.ClientSession() as http:
-            fake = Fake(http, base)
-            results["setup"] = await setup_calls(fake, server, opts.calls)
-            results["kills"] = await kill_scenario(
-                fake, server, opts.kills, opts.interval, baseline_s=opts.baseline
-            )
-            results["missed_hangups"] = await missed_hangup_scenario(
-                fake, server, min(opts.missed, opts.calls), opts.refuse_ms, opts.leak_wait
-            )
-            results["final"] = await hangup_all(fake, server, opts.final_wait)
-    finally:
-        await server.stop()
-        proc.terminate()
-        await proc.wait()
-    print_report(results)
-    if opts.json:
-        opts.json.write_text(json.dumps(results, indent=2) + "\n")
+    async with voxgate_on_fake_ari() as (server, base), aiohttp.ClientSession() as http:
+        fake = Http(http, base)
+        results["setup"] = await setup_calls(fake, server, opts.calls)
+        results["kills"] = await kill_scenario(
+            fake, server, opts.kills, opts.interval, baseline_s=opts.baseline
+        )
+        results["missed_hangups"] = await missed_hangup_scenario(
+            fake, server, min(opts.missed, opts.calls), opts.refuse_ms, opts.leak_wait
+        )
+        results["final"] = await hangup_all(fake, server, opts.final_wait)
+    return results
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser(__doc__)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--interval", type=float, default=2.0, help="s between kills (>1 s: a 'fresh' drop)")
@@ -518,20 +419,7 @@ def cli() -> None:
         "--leak-wait", type=float, default=5.0, help="s to wait for voxgate to tear those down"
     )
     parser.add_argument("--final-wait", type=float, default=5.0, help="s to wait for active calls to reach 0")
-    parser.add_argument("--no-uvloop", action="store_true", help="run voxgate on the asyncio loop")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--verbose", action="store_true", help="show voxgate's logs")
-    opts = parser.parse_args()
-    logging.basicConfig(level=logging.INFO if opts.verbose else logging.ERROR, format="%(message)s")
-    if not opts.no_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:  # what `voxgate serve` runs on when uvloop is installed
-            uvloop.run(main(opts, "uvloop"))
-            return
-    asyncio.run(main(opts, "asyncio"))
+    run_main(run, print_report, parser.parse())
 
 
 if __name__ == "__main__":

@@ -53,112 +53,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import logging
 import math
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
 
-from outbound import bucket_slack
+from ari_bench import Http, Parser, Sampler, pct, poll, print_rows, run_main, voxgate_on_fake_ari
+from outbound import bucket_slack, record_grants
 from stats import summary
-from voxgate.config import load_config
 from voxgate.server.app import VoxgateServer
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_S = 0.010
 
 
-def pct(values: list[float]) -> dict[str, float | None]:
-    return summary(values, ("n", "p50", "p99", "max"))
-
-
-async def start_fake() -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "tests" / "fake_ari.py"),
-        "--port",
-        "0",
-        "--connect-audiosocket",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
-    return proc, int(line)
-
-
-def make_server(url: str, opts: argparse.Namespace) -> VoxgateServer:
-    return VoxgateServer(
-        load_config(
-            overrides={
-                "agent": "echo",
-                "audiosocket.listen": "127.0.0.1:0",
-                "http.listen": "127.0.0.1:0",
-                "ari.url": url,
-                "ari.username": "voxgate",
-                "ari.password": "secret",
-                "ari.app": "voxgate",
-                "ari.media": "audiosocket",
-                "ari.media_host": "127.0.0.1",
-                "outbound.calls_per_second": opts.cps,
-                "outbound.max_concurrent": opts.concurrent,
-                "outbound.max_queued": max(opts.calls, 1000),
-                "outbound.screen_s": 0,
-            }
-        )
-    )
-
-
-class Http:
-    """GET / POST returning (status, JSON)."""
-
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base
-
-    async def post(self, path: str, body: Any = None, **params: str) -> tuple[int, Any]:
-        async with self.http.post(f"{self.base}{path}", params=params, json=body) as resp:
-            return resp.status, await resp.json()
-
-    async def get(self, path: str, **params: str) -> Any:
-        async with self.http.get(f"{self.base}{path}", params=params) as resp:
-            resp.raise_for_status()
-            return await resp.json()
-
-
-async def poll(check: Any, within: float, every: float = 0.05) -> bool:
-    """Until `await check()` is true (→ True) or `within` s have passed (→ False)."""
-    deadline = time.monotonic() + within
-    while True:
-        if await check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(every)
-
-
-class Sampler:
+class PeakSampler(Sampler):
     """voxgate's outbound in-flight count and live AudioSocket calls, every SAMPLE_S."""
 
     def __init__(self, server: VoxgateServer) -> None:
+        super().__init__()
         self.server = server
         self.in_flight_peak = 0
         self.active_peak = 0
         self.samples = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         queue = self.server.outbound
@@ -168,22 +86,6 @@ class Sampler:
             self.active_peak = max(self.active_peak, self.server.audiosocket.active_calls)
             self.samples += 1
             await asyncio.sleep(SAMPLE_S)
-
-
-def instrument(bucket: Any) -> list[float]:
-    """time.monotonic() of every token the limiter grants (`take()` returning 0), as
-    benchmarks/outbound.py records them: the limiter's own decisions, before dispatch and HTTP."""
-    grants: list[float] = []
-    take = bucket.take
-
-    def timed_take() -> float:
-        delay = take()
-        if delay == 0:
-            grants.append(time.monotonic())
-        return delay
-
-    bucket.take = timed_take
-    return grants
 
 
 def params_of(req: dict[str, Any]) -> dict[str, str]:
@@ -211,7 +113,7 @@ async def submit_all(api: Http, n: int) -> dict[str, Any]:
 
     async def one(i: int) -> tuple[str, int, float, Any]:
         body = {"id": f"bench-{i:05d}", "to": f"+1555{i:07d}"}
-        status, answer = await api.post("/calls", body)
+        status, answer = await api.post_json("/calls", body)
         return body["id"], status, time.monotonic(), answer
 
     answers = await asyncio.gather(*(one(i) for i in range(n)))
@@ -229,9 +131,6 @@ async def submit_all(api: Http, n: int) -> dict[str, Any]:
 
 
 async def run(opts: argparse.Namespace, loop_name: str) -> dict[str, Any]:
-    proc, port = await start_fake()
-    base = f"http://127.0.0.1:{port}"
-    server = make_server(base, opts)
     out: dict[str, Any] = {
         "calls": opts.calls,
         "cps": opts.cps,
@@ -239,20 +138,25 @@ async def run(opts: argparse.Namespace, loop_name: str) -> dict[str, Any]:
         "talk_s": opts.talk,
         "loop": loop_name,
     }
-    try:
-        await server.start()
-        assert server.ari_events is not None and server.outbound is not None
-        await server.ari_events.wait_connected(5.0)
+    async with voxgate_on_fake_ari(
+        **{
+            "outbound.calls_per_second": opts.cps,
+            "outbound.max_concurrent": opts.concurrent,
+            "outbound.max_queued": max(opts.calls, 1000),
+            "outbound.screen_s": 0,
+        }
+    ) as (server, base):
+        assert server.outbound is not None
         bucket = server.outbound._bucket  # the burst and timer slack the bounds are checked with
         out["burst"] = bucket.burst
         out["timer_slack_ms"] = round((bucket.capacity - bucket.burst) / bucket.rate * 1000, 3)
-        grants = instrument(bucket)
+        grants = record_grants(bucket)
         host, hport = server.http_sockets[0]
         connector = aiohttp.TCPConnector(limit=opts.http_connections)
         async with aiohttp.ClientSession(connector=connector) as http:
             fake, api = Http(http, base), Http(http, f"http://{host}:{hport}")
             await fake.post("/_fake/originate", hangup_after_s=str(opts.talk))
-            sampler = Sampler(server)
+            sampler = PeakSampler(server)
             sampler.start()
             sub = await submit_all(api, opts.calls)
             out["submit"] = {k: v for k, v in sub.items() if k not in ("t0", "accepted")}
@@ -305,10 +209,6 @@ async def run(opts: argparse.Namespace, loop_name: str) -> dict[str, Any]:
                 "samples": sampler.samples,
             }
             analyse(out, opts, requests, originated["channels"], state["legs"], grants, sub["t0"])
-    finally:
-        await server.stop()
-        proc.terminate()
-        await proc.wait()
     return out
 
 
@@ -593,22 +493,11 @@ def print_report(r: dict[str, Any]) -> None:
             f"  (media connect failures {e['media_connect_failures']})",
         ),
     ]
-    width = max(len(a) for a, _ in rows)
-    for a, b in rows:
-        print(f"{a:<{width}}  {b}".rstrip())
-
-
-async def main(opts: argparse.Namespace, loop_name: str) -> None:
-    results = await run(opts, loop_name)
-    print_report(results)
-    if opts.json:
-        opts.json.write_text(json.dumps(results, indent=2) + "\n")
+    print_rows(rows)
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser(__doc__)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--cps", type=float, default=20.0, help="outbound.calls_per_second")
     parser.add_argument("--concurrent", type=int, default=100, help="outbound.max_concurrent")
@@ -621,22 +510,10 @@ def cli() -> None:
         "overflows voxgate's listen backlog and the dropped SYNs are retried after 1 s)",
     )
     parser.add_argument("--settle", type=float, default=10.0, help="s to wait for everything to be torn down")
-    parser.add_argument("--no-uvloop", action="store_true", help="run voxgate on the asyncio loop")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--verbose", action="store_true", help="show voxgate's logs")
-    opts = parser.parse_args()
+    opts = parser.parse()
     if opts.calls < 1 or opts.concurrent < 1 or opts.cps <= 0 or not math.isfinite(opts.talk):
         parser.error("--calls and --concurrent must be >= 1, --cps > 0")
-    logging.basicConfig(level=logging.INFO if opts.verbose else logging.ERROR, format="%(message)s")
-    if not opts.no_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:  # what `voxgate serve` runs on when uvloop is installed
-            uvloop.run(main(opts, "uvloop"))
-            return
-    asyncio.run(main(opts, "asyncio"))
+    run_main(run, print_report, opts)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,14 @@ def run_pipecat(turns: int) -> dict[str, object] | None:
         return None
     with tempfile.NamedTemporaryFile(suffix=".json") as fh:
         subprocess.run(
-            [str(python), str(ROOT / "benchmarks" / "pipecat_turn_overhead.py"), "--turns", str(turns),
-             "--json", fh.name],
+            [
+                str(python),
+                str(ROOT / "benchmarks" / "pipecat_turn_overhead.py"),
+                "--turns",
+                str(turns),
+                "--json",
+                fh.name,
+            ],
             check=True,
         )
         return json.loads(Path(fh.name).read_text())

@@ -51,7 +51,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
+from fake_http import HOST, serve
+
 BODY = web.RequestKey("ari_body", object) if hasattr(web, "RequestKey") else "ari_body"
 ASTERISK_ID = "52:54:00:12:34:56"
 HANGUP_REASONS = {  # ari.md §3 DELETE /channels/{id} reasons → Q.850 cause
@@ -212,9 +213,7 @@ class FakeAri:
             app.router.add_get("/_fake/requests", self._control_requests)
             app.router.add_post("/_fake/originate", self._control_originate)
             app.router.add_get("/_fake/originated", self._control_originated)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, port).start()
+        self._runner = await serve(app, port=port)
         self.port = self._runner.addresses[0][1]
         return self
 

@@ -19,11 +19,12 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
+from fake_http import HOST, LoopbackServer
+
 KEY = "dg-test-4c1e9a7b52"
 PATH = "/v1/agent/converse"
 
@@ -154,10 +155,12 @@ class AgentConnection:
         await self.ws.close(code=code, message=b"NET-0000")
 
 
-class FakeDeepgramAgent:
+class FakeDeepgramAgent(LoopbackServer):
     """The agent endpoint. `settings_reply`: "applied" (normal), "error" (reject with
     `settings_error`), "silent" (never answer Settings). `dg_error` adds a `dg-error` header to
     the 401 that echoes the rejected header, as a hostile server might."""
+
+    runner_options: ClassVar[dict[str, Any]] = {"shutdown_timeout": 60.0}  # aiohttp's default
 
     def __init__(
         self,
@@ -174,29 +177,19 @@ class FakeDeepgramAgent:
         self.connections: list[AgentConnection] = []
         self.rejected: list[dict[str, str]] = []  # headers of refused upgrades
         self._new: asyncio.Queue[AgentConnection] = asyncio.Queue()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
         return f"ws://{HOST}:{self.port}{PATH}"
 
-    async def start(self) -> FakeDeepgramAgent:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get(PATH, self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
 
     async def stop(self) -> None:
         for conn in self.connections:
             with contextlib.suppress(Exception):
                 await conn.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await super().stop()
 
     async def connection(self, within: float = 1.0) -> AgentConnection:
         """The next client to connect (after its upgrade, before Settings is checked)."""

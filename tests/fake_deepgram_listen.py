@@ -28,7 +28,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
+from fake_http import HOST, LoopbackServer
+
 RAW_ENCODINGS = {"linear16", "linear32", "mulaw", "alaw", "amr-nb", "amr-wb", "opus", "speex", "g729", "flac"}
 
 # -- server messages, shaped as in §5 -----------------------------------------------------
@@ -116,7 +117,7 @@ class Connection:
 
 
 @dataclass
-class FakeDeepgramListen:
+class FakeDeepgramListen(LoopbackServer):
     """`await start()`, set the script fields, point `DeepgramSTT(url=fake.url, api_key=fake.api_key)`."""
 
     api_key: str = "fake-deepgram-key-0001"
@@ -131,26 +132,13 @@ class FakeDeepgramListen:
     connections: list[Connection] = field(default_factory=list)
     refused: list[Connection] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every received message
-    port: int = 0
-    _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"ws://{HOST}:{self.port}/v1/listen"
 
-    async def start(self) -> FakeDeepgramListen:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/listen", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def wait_for(self, predicate: Any, within: float = 2.0) -> None:
         """Until `predicate()` holds (checked on every message received)."""

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
 
-HOST = "127.0.0.1"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
+from fake_http import HOST, Handler, ScriptedReplies, sse_response, write_pieces
 
 # --- Anthropic Messages (notes §3) ----------------------------------------------------------
 
@@ -195,20 +192,6 @@ def g_error_body(code: int, status: str, message: str, reason: str | None = None
 # --- the server -----------------------------------------------------------------------------
 
 
-def pieces_of(body: bytes, size: int | Sequence[int] | None) -> list[bytes]:
-    """`body` cut into writes: a repeating cycle of sizes, or whole."""
-    if not size:
-        return [body]
-    sizes = [size] if isinstance(size, int) else list(size)
-    out, pos, i = [], 0, 0
-    while pos < len(body):
-        n = sizes[i % len(sizes)]
-        out.append(body[pos : pos + n])
-        pos += n
-        i += 1
-    return out
-
-
 @dataclass
 class Recorded:
     path: str
@@ -221,40 +204,25 @@ class Recorded:
 
 
 @dataclass
-class FakeLLMServer:
+class FakeLLMServer(ScriptedReplies):
     """Both APIs on one loopback port: `await start()`, queue replies, point a client at `base_url`."""
 
     requests: list[Recorded] = field(default_factory=list)
     handlers: list[Handler] = field(default_factory=list)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
-    port: int = 0
 
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    async def start(self) -> FakeLLMServer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._handle)
         app.router.add_post("/v1beta/models/{model_and_method}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append(Recorded(request.path, dict(request.query), CIMultiDict(request.headers), body))
-        if not self.handlers:
-            return web.json_response(a_error_body("api_error", "no scripted reply left"), status=500)
-        return await self.handlers.pop(0)(request)
+        return await self.next_reply(request, a_error_body("api_error", "no scripted reply left"))
 
     def reply_sse(
         self,
@@ -272,20 +240,17 @@ class FakeLLMServer:
         """
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            response = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            await response.prepare(request)
+            response = await sse_response(request)
             head = list(events if gate_after is None else events[:gate_after])
             rest = list(events[len(head) :])
             try:
-                await self._write(response, b"".join(head), split)
+                await write_pieces(response, b"".join(head), split)
                 if gate is not None:
                     await gate.wait()
                     for _ in range(200 if keep_alive else 0):
                         await response.write(keep_alive or b"")
                         await asyncio.sleep(0.01)
-                await self._write(response, b"".join(rest), split)
+                await write_pieces(response, b"".join(rest), split)
                 await response.write_eof()
             except (ConnectionError, asyncio.CancelledError):
                 self.disconnected.set()
@@ -293,24 +258,3 @@ class FakeLLMServer:
             return response
 
         self.handlers.append(handle)
-
-    def reply_error(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return web.json_response(body, status=status, headers=headers)
-
-        self.handlers.append(handle)
-
-    def reply_json(self, body: Any) -> None:
-        """A 200 with a JSON body: Gemini's JSON-array framing, when `alt=sse` is not honoured."""
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return web.json_response(body)
-
-        self.handlers.append(handle)
-
-    @staticmethod
-    async def _write(response: web.StreamResponse, body: bytes, split: int | Sequence[int] | None) -> None:
-        for piece in pieces_of(body, split):
-            await response.write(piece)
-            if split:
-                await asyncio.sleep(0)  # each write leaves as its own HTTP chunk

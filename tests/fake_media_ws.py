@@ -26,7 +26,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
+from fake_http import HOST, serve
+
 SUBPROTOCOL = "media"
 FRAME_BYTES_20MS = {"ulaw": 160, "alaw": 160, "slin": 320, "slin16": 640, "slin24": 960, "slin48": 1920}
 
@@ -249,10 +250,7 @@ class FakeMediaWs:
         fake = cls(**options)
         app = web.Application()
         add_media_routes(app, fake)
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
+        runner = await serve(app, host, shutdown_timeout=0.5)
         bound_host, port = runner.addresses[0][:2]
         fake.base_url = f"ws://{bound_host}:{port}"
         try:

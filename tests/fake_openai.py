@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-HOST = "127.0.0.1"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from fake_http import HOST, Handler, ScriptedReplies, sse_response, write_pieces
 
 
 def chunk(delta: dict[str, Any], finish_reason: str | None = None, *, model: str = "fake") -> dict[str, Any]:
@@ -83,20 +81,6 @@ def encode_events(
     return "".join(parts).encode()
 
 
-def pieces_of(body: bytes, size: int | Sequence[int] | None) -> list[bytes]:
-    """`body` cut into writes: fixed `size` bytes, or a repeating cycle of sizes, or whole."""
-    if not size:
-        return [body]
-    sizes = [size] if isinstance(size, int) else list(size)
-    out, pos, i = [], 0, 0
-    while pos < len(body):
-        n = sizes[i % len(sizes)]
-        out.append(body[pos : pos + n])
-        pos += n
-        i += 1
-    return out
-
-
 @dataclass
 class Recorded:
     method: str
@@ -110,33 +94,20 @@ class Recorded:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(ScriptedReplies):
     """`await start()`, queue replies with `reply_*()`, point the client at `base_url`."""
 
     requests: list[Recorded] = field(default_factory=list)
     handlers: list[Handler] = field(default_factory=list)
     disconnects: int = 0  # streams the client hung up on while we were still writing
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
-    port: int = 0
 
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}/v1"
 
-    async def start(self) -> FakeOpenAI:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -144,19 +115,15 @@ class FakeOpenAI:
         self.requests.append(
             Recorded(request.method, request.path, dict(request.headers), body, tuple(peer[:2]))
         )
-        if not self.handlers:
-            return web.json_response(
-                {
-                    "error": {
-                        "message": "no scripted reply left",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-                status=500,
-            )
-        return await self.handlers.pop(0)(request)
+        no_reply = {
+            "error": {
+                "message": "no scripted reply left",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        return await self.next_reply(request, no_reply)
 
     # -- scripted replies --
 
@@ -181,16 +148,13 @@ class FakeOpenAI:
         """
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            response = web.StreamResponse(
-                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            )
-            await response.prepare(request)
+            response = await sse_response(request)
             head = (
                 events if gate_after is None and stall_after is None else events[: gate_after or stall_after]
             )
             rest = events[len(head) :]
             try:
-                await self._write(
+                await write_pieces(
                     response, encode_events(head, crlf=crlf, keepalive=keepalive, done=False), split, delay
                 )
                 if stall_after is not None:
@@ -199,7 +163,7 @@ class FakeOpenAI:
                         await asyncio.sleep(0.02)
                 if gate is not None:
                     await gate.wait()
-                await self._write(
+                await write_pieces(
                     response, encode_events(rest, crlf=crlf, keepalive=keepalive, done=done), split, delay
                 )
                 await response.write_eof()
@@ -210,31 +174,6 @@ class FakeOpenAI:
             return response
 
         self.handlers.append(handle)
-
-    def reply_error(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        """An HTTP error before streaming, with a JSON body as OpenAI sends it."""
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return web.json_response(body, status=status, headers=headers)
-
-        self.handlers.append(handle)
-
-    def reply_json(self, body: Any) -> None:
-        """A whole (non-streamed) completion, as from a server that ignores `stream: true`."""
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return web.json_response(body)
-
-        self.handlers.append(handle)
-
-    @staticmethod
-    async def _write(
-        response: web.StreamResponse, body: bytes, split: int | Sequence[int] | None, delay: float
-    ) -> None:
-        for piece in pieces_of(body, split):
-            await response.write(piece)
-            if split:
-                await asyncio.sleep(delay)  # each write leaves as its own TCP segment / HTTP chunk
 
 
 class RawHTTPServer:

@@ -26,11 +26,11 @@ import copy
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
+from fake_http import HOST, LoopbackServer
 
 # GA server event name → beta name, where they differ (§4).
 BETA_NAMES = {
@@ -174,7 +174,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class FakeRealtime:
+class FakeRealtime(LoopbackServer):
     """`await start()`, point the client at `url`, script the server with the async helpers."""
 
     key: str
@@ -199,10 +199,8 @@ class FakeRealtime:
     calls: set[str] = field(default_factory=set)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
-    port: int = 0
     _ws: web.WebSocketResponse | None = None
     _request: web.Request | None = None
-    _runner: web.AppRunner | None = None
     _reply_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -212,15 +210,10 @@ class FakeRealtime:
     def url(self) -> str:
         return f"ws://{HOST}:{self.port}/v1/realtime"
 
-    async def start(self) -> FakeRealtime:
-        app = web.Application()
+    runner_options: ClassVar[dict[str, Any]] = {"access_log": None}
+
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/realtime", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._reply_task] if self._reply_task else [])]:
@@ -229,8 +222,7 @@ class FakeRealtime:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(0.5):
                     await self._ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await super().stop()
 
     # -- what the client sent --
 

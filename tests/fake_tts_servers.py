@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
+from fake_http import HOST, LoopbackServer, pieces_of
 
 
 def audio_for(text: str, nbytes: int) -> bytes:
@@ -37,47 +37,11 @@ def audio_for(text: str, nbytes: int) -> bytes:
     return bytes(out[:nbytes])
 
 
-def pieces(data: bytes, sizes: Sequence[int]) -> list[bytes]:
-    """`data` cut into pieces of `sizes` bytes, cycled."""
-    out, pos = [], 0
-    for size in itertools.cycle(sizes):
-        if pos >= len(data):
-            break
-        out.append(data[pos : pos + size])
-        pos += size
-    return out
-
-
 async def _until_gone(request: web.Request) -> None:
     """Hold a response mid-body until the client hangs up, then raise as a write would."""
     while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
         await asyncio.sleep(0.005)  # aiohttp has no "client left" event to wait on
     raise ConnectionResetError("the client went away")
-
-
-class _Server:
-    """An aiohttp app on a loopback port; subclasses add routes in `routes()`."""
-
-    def __init__(self) -> None:
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    async def start(self) -> _Server:
-        app = web.Application()
-        self.routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 # --- Deepgram Aura ----------------------------------------------------------------------------
@@ -100,7 +64,7 @@ class AuraSocket:
         return [m.get("type", "?") for m in self.messages]
 
 
-class FakeAura(_Server):
+class FakeAura(LoopbackServer):
     """`wss://api.deepgram.com/v1/speak`: `Authorization: Token <key>`, Speak/Flush/Clear/Close.
 
     Sends `Metadata` on connect (when the real server sends it is UNCONFIRMED), audio as binary
@@ -111,7 +75,6 @@ class FakeAura(_Server):
     """
 
     def __init__(self, key: str) -> None:
-        super().__init__()
         self.key = key
         self.sockets: list[AuraSocket] = []
         self.audio_bytes = 4000
@@ -208,7 +171,7 @@ class FakeAura(_Server):
         audio = audio_for(text, self.audio_bytes)
         sent = bytearray()
         sock.audio_sent.append(b"")
-        for n, piece in enumerate(pieces(audio, self.chunk_sizes)):
+        for n, piece in enumerate(pieces_of(audio, self.chunk_sizes)):
             if self.fail_after is not None and n == self.fail_after:
                 await ws.close(code=self.fail_close[0], message=self.fail_close[1].encode())
                 return
@@ -251,7 +214,7 @@ class ElevenSocket:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class FakeElevenLabs(_Server):
+class FakeElevenLabs(LoopbackServer):
     """`POST /v1/text-to-speech/{voice_id}/stream` and `GET …/{voice_id}/stream-input`, `xi-api-key`.
 
     HTTP: 200 with the raw audio as a chunked body, written in `chunk_sizes` pieces. Scripted
@@ -267,7 +230,6 @@ class FakeElevenLabs(_Server):
     """
 
     def __init__(self, key: str) -> None:
-        super().__init__()
         self.key = key
         self.requests: list[ElevenRequest] = []
         self.sockets: list[ElevenSocket] = []
@@ -310,7 +272,7 @@ class FakeElevenLabs(_Server):
         sent = bytearray()
         self.audio_sent.append(b"")
         try:
-            for n, piece in enumerate(pieces(audio_for(text, self.audio_bytes), self.chunk_sizes)):
+            for n, piece in enumerate(pieces_of(audio_for(text, self.audio_bytes), self.chunk_sizes)):
                 if self.hold_after is not None and n == self.hold_after:
                     await _until_gone(request)
                 await response.write(piece)
@@ -376,7 +338,7 @@ class FakeElevenLabs(_Server):
         if previous is not None:
             await previous
         sizes = self.chunk_sizes[1:] or (333,)
-        for n, piece in enumerate(pieces(audio_for(text, self.audio_bytes), sizes) if text else ()):
+        for n, piece in enumerate(pieces_of(audio_for(text, self.audio_bytes), sizes) if text else ()):
             if self.hold_after is not None and n == self.hold_after:
                 await asyncio.Event().wait()  # until the client leaves (the task is cancelled)
             alignment = {"charStartTimesMs": [0], "charDurationsMs": [80], "chars": [text[0]]}
@@ -400,12 +362,11 @@ class FakeElevenLabs(_Server):
 # --- OpenAI /audio/speech ---------------------------------------------------------------------
 
 
-class FakeOpenAISpeech(_Server):
+class FakeOpenAISpeech(LoopbackServer):
     """`POST /v1/audio/speech` with `Authorization: Bearer <key>`: 200 with raw 24 kHz pcm16
     chunked (for `response_format` "pcm"), or an `{"error": {message, type, param, code}}` body."""
 
     def __init__(self, key: str) -> None:
-        super().__init__()
         self.key = key
         self.requests: list[ElevenRequest] = []
         self.audio_sent: list[bytes] = []
@@ -456,7 +417,7 @@ class FakeOpenAISpeech(_Server):
         self.audio_sent.append(b"")
         try:
             for n, piece in enumerate(
-                pieces(audio_for(request_body["input"], self.audio_bytes), self.chunk_sizes)
+                pieces_of(audio_for(request_body["input"], self.audio_bytes), self.chunk_sizes)
             ):
                 if self.hold_after is not None and n == self.hold_after:
                     await _until_gone(request)
