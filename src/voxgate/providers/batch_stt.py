@@ -35,6 +35,17 @@ async def transcribe_utterance(stt: STT, pcm: bytes, fmt: AudioFormat, *, timeou
     return text
 
 
+def check_utterance(stt: BatchSTT, pcm: bytes, fmt: AudioFormat) -> None:
+    """What a `BatchSTT.transcribe` checks first: audio in its input format, whole pcm16 samples."""
+    if fmt != stt.input_format:
+        raise ValueError(
+            f"{stt.name} needs {stt.input_format} audio, got {fmt}; "
+            "convert it with voxgate.audio.convert.AudioConverter first"
+        )
+    if len(pcm) % 2:
+        raise ValueError(f"{len(pcm)} bytes is not a whole number of pcm16 samples")
+
+
 class BatchSTTStream:
     """Buffers one utterance (keeping the newest `max_seconds`) and transcribes it on `end_input()`."""
 

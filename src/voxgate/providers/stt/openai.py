@@ -31,6 +31,7 @@ import aiohttp
 
 from voxgate.audio.format import SLIN16, AudioFormat
 from voxgate.providers.base import ProviderError, ProviderTimeout
+from voxgate.providers.batch_stt import check_utterance
 from voxgate.providers.http import HTTPClient
 from voxgate.providers.llm.openai_compat import endpoint_url, error_message, http_error
 from voxgate.providers.secrets import Secret, resolve_secret
@@ -155,13 +156,7 @@ class OpenAITranscribeSTT(HTTPClient):
         return form
 
     async def transcribe(self, pcm: bytes, fmt: AudioFormat) -> str:
-        if fmt != self.input_format:
-            raise ValueError(
-                f"{self.name} needs {self.input_format} audio, got {fmt}; "
-                "convert it with voxgate.audio.convert.AudioConverter first"
-            )
-        if len(pcm) % 2:
-            raise ValueError(f"{len(pcm)} bytes is not a whole number of pcm16 samples")
+        check_utterance(self, pcm, fmt)
         if not pcm:
             return ""
         started = time.monotonic()

@@ -32,6 +32,7 @@ import numpy as np
 
 from voxgate.audio.format import SLIN16, AudioFormat
 from voxgate.providers.base import ProviderError
+from voxgate.providers.batch_stt import check_utterance
 
 INSTALL_HINT = "pip install 'voxgate[whisper]'"
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
@@ -201,13 +202,7 @@ class WhisperSTT:
         await self.transcribe(bytes(16000), self.input_format)  # 0.5 s of silence
 
     async def transcribe(self, pcm: bytes, fmt: AudioFormat) -> str:
-        if fmt != self.input_format:
-            raise ValueError(
-                f"{self.name} needs {self.input_format} audio, got {fmt}; "
-                "convert it with voxgate.audio.convert.AudioConverter first"
-            )
-        if len(pcm) % 2:
-            raise ValueError(f"{len(pcm)} bytes is not a whole number of pcm16 samples")
+        check_utterance(self, pcm, fmt)
         if not pcm:
             return ""
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
