@@ -299,3 +299,14 @@ async def test_unnamed_items_count_as_one_reply_until_its_audio_is_done() -> Non
     assert len(session.interruptions) == 1
     call.end()
     await task
+
+
+def test_a_realtime_agent_without_a_key_is_a_clear_start_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voxgate.agent.base import AgentError
+    from voxgate.agent.config import ProviderConfig
+    from voxgate.agent.pipeline import make_agent
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = realtime_config().model_copy(update={"realtime": [ProviderConfig(name="openai-realtime")]})
+    with pytest.raises(AgentError, match=r"realtime\[0\] openai-realtime: .*set OPENAI_API_KEY"):
+        make_agent(config)

@@ -196,8 +196,7 @@ def make_agent(config: AgentConfig) -> Any:
         return PipelineAgent(config)
     from voxgate.agent.realtime import RealtimeAgent
 
-    providers = [registry.create("realtime", p.name, **p.options) for p in config.realtime]
-    return RealtimeAgent(config, providers, PipelineAgent(config))
+    return RealtimeAgent(config, build_providers("realtime", config.realtime), PipelineAgent(config))
 
 
 def default_agent(**overrides: Any) -> PipelineAgent:
