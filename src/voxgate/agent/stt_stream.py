@@ -50,10 +50,15 @@ class _TurnStream:
 
     def push(self, audio: bytes) -> None:
         """Push what `audio` (the turn's audio so far) holds beyond what was pushed already."""
-        if len(audio) <= self.pushed:
+        if len(audio) > self.pushed:
+            self.push_new(audio[self.pushed :])
+
+    def push_new(self, new: bytes) -> None:
+        """Push the turn's next bytes (those after `pushed`)."""
+        if not new:
             return
-        data = self.converter.convert(audio[self.pushed :])
-        self.pushed = len(audio)
+        self.pushed += len(new)
+        data = self.converter.convert(new)
         if data:
             self.stream.push_audio(AudioFrame(data, self.converter.dst))
 
@@ -144,7 +149,7 @@ class LiveTranscriber:
             self._fail(turn.early_end())
             return
         try:
-            turn.push(turns.utterance_so_far())
+            turn.push_new(turns.utterance_since(turn.pushed))
         except Exception as exc:
             self._fail(exc)
 

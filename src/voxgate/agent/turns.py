@@ -258,6 +258,11 @@ class TurnDetector:
         """While speaking, the turn's audio up to now (what `SpeechEnded.audio` would hold)."""
         return bytes(self._utterance) if self.speaking else b""
 
+    def utterance_since(self, start: int) -> bytes:
+        """While speaking, the turn's audio from byte `start` on: what a streaming STT has not
+        had yet, without copying the whole turn on every window."""
+        return bytes(self._utterance[start:]) if self.speaking else b""
+
     def push(self, frame: AudioFrame) -> list[TurnEvent]:
         """Feed caller audio of any size; returns the events it completed, in order."""
         if len(frame.data) % frame.format.bytes_per_sample:
