@@ -101,3 +101,47 @@ async def test_no_session_at_all_starts_the_pipeline(fake: FakeRealtime) -> None
     await run_until(call, lambda: "Hello from the pipeline." in tts.texts, within_ms=5000)
     call.end()
     await asyncio.wait_for(task, 3)
+
+
+async def test_deepgram_agent_turn_barge_in_and_close_hand_over() -> None:
+    """The same agent on the real Deepgram client: slin 8 kHz goes as linear16/8000 both ways
+    (no conversion), UserStartedSpeaking clears our audio, a close mid-turn hands over."""
+    from fake_deepgram_agent import KEY as DG_KEY
+    from fake_deepgram_agent import FakeDeepgramAgent
+    from voxgate.providers.realtime.deepgram import DeepgramVoiceAgent
+
+    fake = await FakeDeepgramAgent().start()
+    try:
+        base = default_agent_config()
+        call_opts = base.call.model_copy(update={"hangup_delay_ms": 0, "silence_reprompt_ms": None})
+        config = base.model_copy(
+            update={
+                "mode": "realtime",
+                "greeting": None,
+                "call": call_opts,
+                "realtime_apology": "Sorry about that.",
+            }
+        )
+        tts = ScriptedTTS()
+        pipeline = PipelineAgent(config, stt=ScriptedSTT([]), tts=tts, vad_factory=lambda: ScriptedVAD())
+        agent = RealtimeAgent(
+            config, [DeepgramVoiceAgent(url=fake.url, api_key=DG_KEY, heartbeat_s=None)], pipeline
+        )
+        call = SimulatedCall(rate=8000)
+        task = asyncio.create_task(agent.handle(call))
+        conn = await fake.connection(within=3.0)
+        await asyncio.wait_for(conn.ready.wait(), 3.0)
+        assert conn.output_encoding == ("linear16", 8000)
+        await conn.agent_turn("Where is my order?", "It shipped.", tone(2000, rate=8000))
+        await run_until(call, lambda: call.agent_audio_ms >= 400)
+        await conn.send({"type": "UserStartedSpeaking"})
+        await run_until(call, lambda: not call.agent_talking(), within_ms=200)
+        heard = call.agent_audio_ms
+        await call.silence(200)
+        assert call.agent_audio_ms <= heard + 20  # the rest of the 2 s was dropped
+        await conn.close_mid_turn("And the invoice?", tone(400, rate=8000))
+        await run_until(call, lambda: "Sorry about that." in tts.texts, within_ms=5000)
+        call.end()
+        await asyncio.wait_for(task, 3)
+    finally:
+        await fake.stop()
