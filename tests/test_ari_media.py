@@ -156,6 +156,8 @@ async def test_at_capacity_a_stasis_call_goes_back_to_the_dialplan(fake: FakeAri
         assert "voxgate_ari_connected 1.0" in text
         assert "voxgate_ari_calls 1.0" in text
         assert 'voxgate_outbound_results_total{result="answered"} 0.0' in text
+        async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/ready") as r:
+            assert r.status == 503 and (await r.json())["reason"] == "at call capacity"  # an RTP leg counts
     finally:
         peer.close()
         await voxgate.stop()

@@ -276,6 +276,8 @@ class VoxgateServer:
             return "loading models"
         if self.ari_events is not None and not self.ari_events.is_connected:
             return "ARI events socket not connected: calls sent to Stasis() are dropped"
+        if self.active_calls >= self.config.audiosocket.max_calls:  # RTP / WebSocket legs count too
+            return "at call capacity"
         return None
 
     def _add_turn_metrics(self, registry: CollectorRegistry) -> None:
