@@ -283,6 +283,7 @@ async def test_transfer_records_target_and_ends_the_leg(fake: FakeMediaWs, clock
     assert leg.outcome == "transfer:PJSIP/1001"
     assert leg.end_cause == "transfer to PJSIP/1001"
     await conn.wait_command("HANGUP")
+    assert conn.commands == ["HANGUP"]  # ari.md §7: plain-text command, nothing else sent
 
 
 async def test_asterisk_closing_is_the_caller_hanging_up(fake: FakeMediaWs, clock: MediaClock) -> None:

@@ -198,6 +198,7 @@ async def test_transcribe_utterance_through_deepgram(
     assert text == "book a table for two tonight"
     conn = deepgram.connections[0]
     assert [len(a) for a in conn.audio] == [2000, 2000, 2000, 2000]  # 8000 μ-law bytes in 250 ms chunks
+    assert b"".join(conn.audio) == b"\xff" * 8000  # G.711 μ-law of a zero sample is 0xff
     assert conn.order[-2:] == ["Finalize", "CloseStream"]
 
 

@@ -338,7 +338,10 @@ async def test_elevenlabs_http_429_is_retryable_with_the_server_message(
 async def test_elevenlabs_http_stop_early_closes_the_connection(eleven: FakeElevenLabs, make_el: Any) -> None:
     eleven.hold_after = 3
     eleven.chunk_sizes = (320,)
-    await first_then_close(make_el().synthesize("A long answer."))
+    frame = await first_then_close(make_el().synthesize("A long answer."))
+    # what played before the stop is the start of what the server sent (default pcm_16000)
+    assert frame.format == SLIN16 and 0 < len(frame.data) <= 640 and len(frame.data) % 2 == 0
+    assert frame.data == audio_for("A long answer.", eleven.audio_bytes)[: len(frame.data)]
     async with asyncio.timeout(2):
         await eleven.disconnected.wait()
 
@@ -388,7 +391,9 @@ async def test_elevenlabs_websocket_stop_early_closes_the_socket(
     eleven: FakeElevenLabs, make_el: Any
 ) -> None:
     eleven.hold_after = 1
-    await first_then_close(make_el(mode="websocket").synthesize("A long answer."))
+    frame = await first_then_close(make_el(mode="websocket").synthesize("A long answer."))
+    assert frame.format == SLIN16 and 0 < len(frame.data) <= 640 and len(frame.data) % 2 == 0
+    assert frame.data == bytes(eleven.sockets[0].audio_sent)[: len(frame.data)]
     async with asyncio.timeout(2):
         await eleven.sockets[0].closed.wait()
 
@@ -450,6 +455,8 @@ async def test_openai_429_and_5xx_are_retryable(oai: FakeOpenAISpeech, make_oa: 
 
 async def test_openai_stop_early_closes_the_connection(oai: FakeOpenAISpeech, make_oa: Any) -> None:
     oai.hold_after = 2
-    await first_then_close(make_oa().synthesize("A long answer."))
+    frame = await first_then_close(make_oa().synthesize("A long answer."))
+    assert frame.format == SLIN24 and 0 < len(frame.data) <= 960 and len(frame.data) % 2 == 0
+    assert frame.data == audio_for("A long answer.", oai.audio_bytes)[: len(frame.data)]
     async with asyncio.timeout(2):
         await oai.disconnected.wait()

@@ -315,7 +315,7 @@ async def test_events_queue() -> None:
     events = [queue.get_nowait() for _ in range(queue.qsize())]
     assert events == [
         CallStarted("ev", "+1555", "1000"),
-        MediaStarted(str(call.inbound_format)),
+        MediaStarted("pcm16@8000"),  # the simulated call's slin 8 kHz leg
         AgentResponse("Hi"),
         Transcript("I need help"),
         Dtmf("7"),
