@@ -96,6 +96,10 @@ ARI_ENV = {
     "password": "VOXGATE_ARI_PASSWORD",
     "app": "VOXGATE_ARI_APP",
 }
+ENV = {  # dotted config field → environment variable
+    **{f"ari.{field}": name for field, name in ARI_ENV.items()},
+    "http.api_token": "VOXGATE_API_TOKEN",
+}
 ARI_FLAGS = {"url": "--ari-url", "username": "--ari-user", "password": "--ari-password", "app": "--ari-app"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
 
@@ -391,9 +395,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
         data = loaded or {}
     # precedence: flags (overrides) > environment > file > defaults
-    env = {f"ari.{field}": os.environ[name] for field, name in ARI_ENV.items() if os.environ.get(name)}
-    if os.environ.get("VOXGATE_API_TOKEN"):
-        env["http.api_token"] = os.environ["VOXGATE_API_TOKEN"]
+    env = {dotted: os.environ[name] for dotted, name in ENV.items() if os.environ.get(name)}
     for dotted, value in [*env.items(), *(overrides or {}).items()]:
         node = data
         *parents, leaf = dotted.split(".")

@@ -150,7 +150,7 @@ class VoxgateServer:
             clock=self.audiosocket.clock,
             run_call=self.run_call,
             media_for=getattr(self.agent, "media_for", None),
-            admit=lambda: self.active_calls < self.config.audiosocket.max_calls,
+            admit=self._has_room,
         )
         out = self.config.outbound
         originator = AriOriginator(
@@ -204,6 +204,9 @@ class VoxgateServer:
         own = self.ari_router.own_legs if self.ari_router is not None else 0
         return self.audiosocket.active_calls + own
 
+    def _has_room(self) -> bool:
+        return self.active_calls < self.config.audiosocket.max_calls
+
     async def run_call(self, call: Any) -> None:
         """Run the agent on one call's media leg (AudioSocket, or an ARI call's RTP / WebSocket);
         an outbound call runs its request's agent or handler, after the machine checks."""
@@ -212,15 +215,11 @@ class VoxgateServer:
         if request is None:
             await self.agent.handle(call)
             return
-        session = self.session(call, ctx)
-        session.start()
-        try:
-            screen_s = self.config.outbound.screen_s
-            await run_answered(session, request, amd=getattr(ctx, "amd", None), screen_s=screen_s)
-        finally:
-            if not session.ended:
-                await session.hangup("outbound call done")
-            await session.close()
+        screen_s = self.config.outbound.screen_s
+        await self.session(call, ctx).run(
+            lambda session: run_answered(session, request, amd=ctx.amd, screen_s=screen_s),
+            "outbound call done",
+        )
 
     def session(self, call: Any, ctx: Any = None) -> CallSession:
         """A `CallSession` on `call` with the providers of the agent that answers calls."""
@@ -276,7 +275,7 @@ class VoxgateServer:
             return "loading models"
         if self.ari_events is not None and not self.ari_events.is_connected:
             return "ARI events socket not connected: calls sent to Stasis() are dropped"
-        if self.active_calls >= self.config.audiosocket.max_calls:  # RTP / WebSocket legs count too
+        if not self._has_room():  # RTP / WebSocket legs count too
             return "at call capacity"
         return None
 

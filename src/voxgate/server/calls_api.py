@@ -11,6 +11,7 @@ Placing calls costs money and can be abused (toll fraud), so the API wants the b
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
 from collections import OrderedDict
@@ -117,7 +118,7 @@ def add_calls_api(
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, 'the body must be a JSON object, e.g. {"to": "+15551234567"}')
+            body = None
         if not isinstance(body, dict):
             return _error(400, 'the body must be a JSON object, e.g. {"to": "+15551234567"}')
         unknown = sorted(set(body) - _JSON_FIELDS)
@@ -148,10 +149,8 @@ def add_calls_api(
         q = running()
         if isinstance(q, web.Response):
             return q
-        stats = q.stats
         recent = [call_json(c) for c in list(calls.values())[-100:]]
-        figures = {k: v for k, v in stats.__dict__.items() if not k.startswith("_")}
-        return web.json_response({"queue": figures, "calls": recent})
+        return web.json_response({"queue": dataclasses.asdict(q.stats), "calls": recent})
 
     async def one(request: web.Request) -> web.Response:
         call = calls.get(request.match_info["id"])

@@ -19,6 +19,7 @@ endpoint (`PJSIP/200`). ARI errors are logged with the call id and the call is c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
@@ -60,14 +61,12 @@ class CallContext:
     context: str = ""
     args: tuple[str, ...] = ()
     bridge_id: str | None = None
-    media: MediaKind = "audiosocket"
-    media_created: bool = False
+    media: MediaKind | None = None  # set when externalMedia is asked for
     media_in_stasis: bool = False
     media_bridged: bool = False
     agent_started: bool = False
     ended: bool = False
     media_call: MediaCall | None = None
-    leg: Any = None  # the RTP / WebSocket leg voxgate opened (None on the AudioSocket path)
     outbound: Any = None  # the OutboundRequest of a call we placed
     amd: str | None = None  # AMD() result of an outbound call: human / machine / notsure
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -76,6 +75,11 @@ class CallContext:
     @property
     def direction(self) -> str:
         return "outbound" if self.outbound is not None else "inbound"
+
+    @property
+    def leg(self) -> Any:
+        """The RTP / WebSocket leg voxgate opened (None on the AudioSocket path)."""
+        return self.media_call if self.media in ("rtp", "websocket") else None
 
 
 @dataclass
@@ -124,10 +128,6 @@ class AriCallRouter:
             events.on(kind, self._on_channel_gone)
         events.reconnect_listeners.append(lambda: self._spawn(self.reconcile()))
 
-    @property
-    def media_host_port(self) -> str:  # the AudioSocket address given to Asterisk
-        return self.media.audiosocket_host_port
-
     # -- public -----------------------------------------------------------------------------
     def attach_media(self, call: MediaCall) -> None:
         """An AudioSocket call started: watch it; if it is an ARI call's media leg, its end
@@ -139,12 +139,12 @@ class AriCallRouter:
             ctx.media_call = call
             call.context = ctx  # type: ignore[attr-defined]
             if getattr(call, "send_dtmf", None) is None:  # keys go out through Asterisk (RFC 4733)
-                call.send_dtmf = lambda digits, c=ctx: self._send_dtmf(c, digits)  # type: ignore[attr-defined]
+                call.send_dtmf = functools.partial(self.client.send_dtmf, ctx.caller_channel_id)  # type: ignore[attr-defined]
         self._spawn(self._watch_media(call))
 
     def expect_answer(
         self, channel_id: str, request: Any, *, amd: bool = False
-    ) -> asyncio.Future[CallContext | int]:
+    ) -> asyncio.Future[CallContext | tuple[int, str]]:
         """An outbound channel is about to be originated with this id: its StasisStart makes it a
         call with `request` (the future gets its context); a hangup before that gives the cause."""
         future: asyncio.Future[CallContext | tuple[int, str]] = asyncio.get_running_loop().create_future()
@@ -271,7 +271,7 @@ class AriCallRouter:
                 self._spawn(self._end(ctx, hang_caller=None))
             return
         ctx = self.calls.get(channel_id)
-        if ctx is not None and not ctx.ended and ctx.uuid not in self._media and ctx.media_call is None:
+        if ctx is not None and not ctx.ended and ctx.media_call is None:
             # The media channel died and Asterisk never connected to us (connect failed):
             # give the connection a moment, then hang the caller up.
             self._spawn(self._media_gone_unconnected(ctx))
@@ -304,10 +304,8 @@ class AriCallRouter:
                 return
             ctx.media = (self.media_for(ctx) if self.media_for is not None else None) or self.media.kind
             step = f"externalMedia ({ctx.media})"
-            ctx.media_created = True
             leg = await open_media(ari, self.media, ctx.media, ctx.uuid, clock=self.clock, app=self.app)
             if leg is not None:
-                ctx.leg = leg
                 self.attach_media(leg)
             if ctx.ended:  # too late for the ending to see it: hang it up here
                 await ari.hangup(ctx.uuid, missing_ok=True)
@@ -387,13 +385,13 @@ class AriCallRouter:
 
     async def _media_gone_unconnected(self, ctx: CallContext) -> None:
         await asyncio.sleep(MEDIA_GRACE_S)
-        if ctx.ended or ctx.media_call is not None or ctx.uuid in self._media:
+        if ctx.ended or ctx.media_call is not None:
             return
         ctx.log.warning(
             "media channel %s ended before Asterisk connected to our AudioSocket at %s; "
             "hanging up the caller",
             ctx.uuid,
-            self.media_host_port,
+            self.media.audiosocket_host_port,
         )
         await self._end(ctx, hang_caller="failure")
 
@@ -432,7 +430,7 @@ class AriCallRouter:
         ari = self.client
         if hang_caller is not None:
             await self._ari_quietly(ctx, ari.hangup(ctx.caller_channel_id, hang_caller, missing_ok=True))
-        if ctx.media_created:
+        if ctx.media is not None:  # externalMedia was asked for
             await self._ari_quietly(ctx, ari.hangup(ctx.uuid, missing_ok=True))
         if ctx.bridge_id is not None:
             await self._ari_quietly(ctx, ari.destroy_bridge(ctx.bridge_id, missing_ok=True))
@@ -444,9 +442,6 @@ class AriCallRouter:
             await media.hangup("caller hung up (ARI)")
         ctx.done.set()
         ctx.log.info("ARI call ended")
-
-    async def _send_dtmf(self, ctx: CallContext, digits: str) -> None:
-        await self.client.send_dtmf(ctx.caller_channel_id, digits)
 
     async def _ari_quietly(self, ctx: CallContext, request: Any) -> None:
         try:

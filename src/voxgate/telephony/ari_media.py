@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from voxgate.audio.pacer import MediaClock
@@ -27,10 +27,8 @@ from .ari import AriClient
 log = logging.getLogger("voxgate.ari.media")
 
 MediaKind = Literal["audiosocket", "rtp", "websocket"]
-MEDIA_KINDS: tuple[MediaKind, ...] = ("audiosocket", "rtp", "websocket")
+MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
 MEDIA_CHANNEL_PREFIXES = ("AudioSocket/", "UnicastRTP/", "WebSocket/")
-RTP_FORMATS = ("ulaw", "alaw")
-WEBSOCKET_FORMATS = ("slin16", "slin", "ulaw", "alaw")
 
 
 class MediaCall(Protocol):  # what the router needs of a media leg (AudioSocketCall, RTP, WebSocket)
@@ -44,7 +42,8 @@ class MediaCall(Protocol):  # what the router needs of a media leg (AudioSocketC
 
 @dataclass(frozen=True)
 class MediaSettings:
-    """How ARI calls get their audio; `kind` is the default, a route may pick another."""
+    """How ARI calls get their audio (from the validated `ari:` config); `kind` is the default,
+    a route may pick another."""
 
     kind: MediaKind = "audiosocket"
     host: str = "127.0.0.1"  # voxgate's address as Asterisk sees it
@@ -53,19 +52,6 @@ class MediaSettings:
     rtp_format: str = "ulaw"
     rtp_bind: str = "0.0.0.0"
     websocket_format: str = "slin16"
-
-    def __post_init__(self) -> None:
-        if self.kind not in MEDIA_KINDS:
-            raise ValueError(f"media {self.kind!r}: use one of {', '.join(MEDIA_KINDS)}")
-        if self.rtp_format not in RTP_FORMATS:
-            raise ValueError(
-                f"RTP media format {self.rtp_format!r}: use ulaw or alaw (Asterisk discards RTP slin16 "
-                "sent back to it); for 16 kHz use media audiosocket or websocket"
-            )
-        if self.websocket_format not in WEBSOCKET_FORMATS:
-            raise ValueError(
-                f"websocket media format {self.websocket_format!r}: use one of {', '.join(WEBSOCKET_FORMATS)}"
-            )
 
     @property
     def audiosocket_host_port(self) -> str:

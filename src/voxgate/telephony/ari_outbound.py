@@ -76,21 +76,18 @@ class AriOriginator:
         amd = self.amd_context is not None
         answered = router.expect_answer(channel_id, request, amd=amd)
         variables = {**request.variables, "VOXGATE_OUTBOUND_ID": request.id}
-        common: dict[str, Any] = {
+        params: dict[str, Any] = {
             "caller_id": request.caller_id or self.caller_id,
             "ring_timeout": max(1, math.ceil(request.timeout_s)),
             "channel_id": channel_id,
             "variables": variables,
         }
+        if amd:
+            params.update(context=self.amd_context, extension="s", priority=1)
+        else:
+            params.update(app=router.app, app_args=["outbound", request.id])
         try:
-            if amd:
-                await client.originate(
-                    request.endpoint, context=self.amd_context, extension="s", priority=1, **common
-                )
-            else:
-                await client.originate(
-                    request.endpoint, app=router.app, app_args=["outbound", request.id], **common
-                )
+            await client.originate(request.endpoint, **params)
         except AriError as exc:
             router.forget_dialing(channel_id)
             return CallOutcome.failed(f"ari_{exc.status or 'error'}: {exc}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,17 @@ class CallSession:
         self.events.put_nowait(CallStarted(self.call_id, self.caller, self.dialed))
         self.events.put_nowait(MediaStarted(str(self.call.inbound_format)))
         self._start_pump()
+
+    async def run(self, body: Callable[[CallSession], Awaitable[Any]], done_reason: str) -> None:
+        """Start the session, run `body(self)`, then hang up (`done_reason`) if the call is still
+        up, and close."""
+        self.start()
+        try:
+            await body(self)
+        finally:
+            if not self.ended:
+                await self.hangup(done_reason)
+            await self.close()
 
     def _start_pump(self) -> None:
         self._pump = asyncio.create_task(self._run_pump(), name=f"session-pump-{self.call_id}")

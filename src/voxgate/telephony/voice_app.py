@@ -51,7 +51,6 @@ def number_pattern(pattern: str) -> re.Pattern[str]:
     i = 0
     while i < len(rest):
         ch = rest[i]
-        upper = ch.upper()
         if ch == "[":
             end = rest.find("]", i)
             if end < 0:
@@ -62,9 +61,7 @@ def number_pattern(pattern: str) -> re.Pattern[str]:
             out.append(f"[{body}]")
             i = end + 1
             continue
-        out.append(
-            _PATTERN_CLASSES.get(upper, re.escape(ch)) if upper in "XZN" or ch in ".!" else re.escape(ch)
-        )
+        out.append(_PATTERN_CLASSES.get(ch.upper()) or re.escape(ch))
         i += 1
     return re.compile("".join(out))
 
@@ -261,11 +258,4 @@ class VoiceApp:
             assert route.agent is not None
             await self.resolve_agent(route.agent).handle(call)
             return
-        session = self.session(call, ctx)
-        session.start()
-        try:
-            await route.handler(session)
-        finally:
-            if not session.ended:
-                await session.hangup("handler returned")
-            await session.close()
+        await self.session(call, ctx).run(route.handler, "handler returned")

@@ -39,8 +39,7 @@ async def run_answered(
     """Run the answered call; returns what was done: "agent", "voicemail_drop" or "hangup"."""
     clog = call_logger(log.name, session.call_id)
     first_words = ""
-    can_listen = session.stt is not None and session.vad_factory is not None
-    if amd != "human" and screen_s > 0 and can_listen:
+    if amd != "human" and screen_s > 0 and _can_listen(session):
         first_words = await _screen(session, screen_s)
         if first_words:
             clog.info("outbound call: callee's first words %r", first_words)
@@ -74,7 +73,7 @@ async def _screen(session: CallSession, screen_s: float) -> str:
 async def drop_voicemail(session: CallSession, text: str) -> None:
     """Wait out the greeting and its beep, leave `text`, hang up."""
     clog = call_logger(log.name, session.call_id)
-    if session.stt is not None and session.vad_factory is not None:
+    if _can_listen(session):
         started = time.monotonic()
         while not session.ended and time.monotonic() - started < DROP_MAX_WAIT_S:
             if not await session.listen(timeout_s=DROP_QUIET_S):
@@ -84,6 +83,10 @@ async def drop_voicemail(session: CallSession, text: str) -> None:
     clog.info("outbound call: leaving the voicemail message (%d chars)", len(text))
     await session.say(text)
     await session.hangup("voicemail left")
+
+
+def _can_listen(session: CallSession) -> bool:
+    return session.stt is not None and session.vad_factory is not None
 
 
 async def _run_talker(session: CallSession, request: OutboundRequest) -> None:
