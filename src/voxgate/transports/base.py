@@ -88,6 +88,61 @@ class InboundStream:
         return self._items.popleft()
 
 
+def unframed(payload: bytes) -> bytes:
+    """The `OutboundPacer` wrap of a transport whose frames need no framing of their own (a
+    WebSocket message, an RTP payload whose header is added at send time)."""
+    return payload
+
+
+class CallLeg:
+    """The `CallAudio` plumbing every transport's call shares: the inbound stream, the outcome
+    the agent left (`"hangup"`, `"transfer:TARGET"`; None: the caller left), the end and its
+    cause. A transport sets `_in_format` and `output`, ends the leg in `_end(cause)` (which
+    sets `end_cause`, closes `_inbound` and sets `_ended`) and says in `_hang_up` how it hangs
+    up on the wire."""
+
+    call_id: str
+    output: OutboundPacer
+    _in_format: AudioFormat
+
+    def __init__(self) -> None:
+        self._inbound = InboundStream()
+        self._ended = asyncio.Event()
+        self.outcome: str | None = None
+        self.end_cause: str | None = None
+
+    @property
+    def inbound_format(self) -> AudioFormat:
+        return self._in_format
+
+    def __aiter__(self) -> InboundStream:
+        return self._inbound
+
+    async def hangup(self, reason: str = "agent hung up") -> None:
+        """Hang up the transport's way (`_hang_up`) and wait until the leg has ended."""
+        if self.outcome is None:
+            self.outcome = "hangup"
+        self._hang_up(reason)
+        await self._ended.wait()
+
+    def _hang_up(self, reason: str) -> None:
+        raise NotImplementedError
+
+    async def transfer(self, target: str) -> None:
+        """Record the target (whoever owns the caller's channel sends it there) and end the leg."""
+        self.outcome = f"transfer:{target}"
+        await self.hangup(f"transfer to {target}")
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    @property
+    def end_reason(self) -> str:
+        """`end_cause` reduced to a short label for metrics."""
+        cause = self.end_cause or "active"
+        return "connection_lost" if cause.startswith("connection lost") else cause.replace(" ", "_")
+
+
 async def run_agent_on(
     call: Any, agent: Callable[[Any], Awaitable[None]], log: logging.Logger | logging.LoggerAdapter[Any]
 ) -> None:

@@ -32,7 +32,7 @@ from voxgate.transports.audiosocket.protocol import (
     describe_error,
     kind_name,
 )
-from voxgate.transports.base import Dtmf, InboundStream, run_agent_on
+from voxgate.transports.base import CallLeg, Dtmf, run_agent_on
 
 log = logging.getLogger("voxgate.audiosocket")
 
@@ -78,16 +78,20 @@ class CallOutcomes:
         return self._outcomes.get(call_id)
 
 
-class AudioSocketCall(asyncio.Protocol):
-    """One Asterisk AudioSocket session. Implements `CallAudio`."""
+class AudioSocketCall(CallLeg, asyncio.Protocol):
+    """One Asterisk AudioSocket session. Implements `CallAudio`.
+
+    AudioSocket alone cannot redirect a channel: `transfer()` records the target for the
+    dialplan (see `CallOutcomes`) and ends the AudioSocket leg; the dialplan continues and goes
+    there."""
 
     def __init__(self, server: AudioSocketServer) -> None:
+        super().__init__()
         self._server = server
         self._opts = server.options
         self._loop = server.loop
         self._transport: asyncio.Transport | None = None
         self._reader = MessageReader(self._check_header)
-        self._inbound = InboundStream()
         self._codec = _CODECS[self._opts.codec]
         self._audio_limits = server.audio_limits
         self._stall_s = self._opts.stall_timeout_ms / 1000
@@ -97,11 +101,9 @@ class AudioSocketCall(asyncio.Protocol):
         self.output = OutboundPacer(AudioFormat(Encoding.PCM16, 8000), self._wrap_audio)
         self.output.send_now = self._send_now
         self.call_id = "-"
-        self.outcome: str | None = None  # what the dialplan should do next; see CallOutcomes
         self.peer = "?"
         self.started_at = 0.0  # loop time at connect
         self.answered_at: float | None = None  # loop time of the UUID
-        self.end_cause: str | None = None
         self.frames_in = 0
         self.frames_dropped = 0
         self.dtmf_in = 0
@@ -112,35 +114,15 @@ class AudioSocketCall(asyncio.Protocol):
         self._paused_since: float | None = None
         self._uuid_timer: asyncio.TimerHandle | None = None
         self._agent_task: asyncio.Task[None] | None = None
-        self._ended = asyncio.Event()
         self._log: logging.LoggerAdapter[logging.Logger] = call_logger(log.name, "-")
 
     # --- CallAudio ---------------------------------------------------------------------
 
-    @property
-    def inbound_format(self) -> AudioFormat:
-        return self._in_format
-
-    def __aiter__(self) -> InboundStream:
-        return self._inbound
-
-    async def transfer(self, target: str) -> None:
-        """AudioSocket alone cannot redirect a channel: record the target for the dialplan (see
-        `CallOutcomes`) and end the AudioSocket leg; the dialplan continues and goes there."""
-        self.outcome = f"transfer:{target}"
-        await self.hangup(f"transfer to {target}")
-
-    async def hangup(self, reason: str = "agent hung up") -> None:
+    def _hang_up(self, reason: str) -> None:
         """Send the AudioSocket hangup (Asterisk continues the dialplan) and close."""
-        if self.outcome is None:
-            self.outcome = "hangup"
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(HANGUP_MESSAGE)
             self._end(reason)
-        await self._ended.wait()
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
 
     # --- asyncio.Protocol --------------------------------------------------------------
 
@@ -352,12 +334,6 @@ class AudioSocketCall(asyncio.Protocol):
             return
         self._log.warning("closing AudioSocket connection from %s: %s", self.peer, cause)
         self._end(f"error:{code}")
-
-    @property
-    def end_reason(self) -> str:
-        """`end_cause` reduced to a short label for metrics."""
-        cause = self.end_cause or "active"
-        return "connection_lost" if cause.startswith("connection lost") else cause.replace(" ", "_")
 
     def _end(self, cause: str) -> None:
         if self.end_cause is not None:

@@ -22,10 +22,11 @@ from typing import Any
 
 import aiohttp
 
+from voxgate.audio.dtmf import DTMF_KEYS
 from voxgate.audio.format import ALAW8, SLIN8, SLIN16, ULAW8, AudioFormat, AudioFrame
 from voxgate.audio.pacer import MediaClock, OutboundPacer
 from voxgate.log import call_logger
-from voxgate.transports.base import Dtmf, InboundStream
+from voxgate.transports.base import CallLeg, Dtmf, unframed
 from voxgate.transports.chan_websocket.control import (
     CONTROL_FORMATS,
     ControlError,
@@ -39,7 +40,6 @@ log = logging.getLogger("voxgate.chan_websocket")
 
 SUBPROTOCOL = "media"
 FORMATS: dict[str, AudioFormat] = {"slin16": SLIN16, "slin": SLIN8, "ulaw": ULAW8, "alaw": ALAW8}
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
 ASTERISK_VERSIONS = "20.16 / 21.11 / 22.6 / 23.0"
 
 _SEND_BACKLOG_MAX = 50  # messages (1 s of frames) waiting for the socket before audio is dropped
@@ -47,6 +47,7 @@ _WRITE_STALL_S = 5.0  # a backlog that long: Asterisk stopped reading, end the c
 _CLOSE_TIMEOUT_S = 2.0  # for the last commands and the close handshake
 _READER_GRACE_S = 0.5  # a write failed: how long the reader may take to say why
 _INVALID_LOG_EVERY = 100
+_BINARY, _TEXT, _ERROR = aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.ERROR
 
 
 class MediaLegError(ConnectionError):
@@ -61,7 +62,8 @@ class _FlushingPacer(OutboundPacer):
     __slots__ = ("on_cleared",)
 
     def __init__(self, wire_format: AudioFormat, on_cleared: Callable[[float], None]) -> None:
-        super().__init__(wire_format, _raw)
+        # chan_websocket audio has no framing of its own: one WebSocket binary message per frame.
+        super().__init__(wire_format, unframed)
         self.on_cleared = on_cleared
 
     def clear(self) -> float:
@@ -69,11 +71,6 @@ class _FlushingPacer(OutboundPacer):
         if dropped > 0:
             self.on_cleared(dropped)
         return dropped
-
-
-def _raw(payload: bytes) -> bytes:
-    """chan_websocket audio has no framing of its own: one WebSocket binary message per frame."""
-    return payload
 
 
 def _audio_format(name: str) -> AudioFormat:
@@ -86,10 +83,11 @@ def _audio_format(name: str) -> AudioFormat:
     return fmt
 
 
-class WebSocketMediaLeg:
+class WebSocketMediaLeg(CallLeg):
     """One chan_websocket media channel, connected by us. Implements `CallAudio`.
 
-    Open it with `await WebSocketMediaLeg.connect(...)`."""
+    Open it with `await WebSocketMediaLeg.connect(...)`. The caller's channel is redirected by
+    whoever owns it (the ARI router): `transfer()` records the target and ends this media leg."""
 
     def __init__(
         self,
@@ -103,6 +101,7 @@ class WebSocketMediaLeg:
         control_format: ControlFormat,
         own_session: aiohttp.ClientSession | None = None,
     ) -> None:
+        super().__init__()
         self.call_id = call_id
         self.url = url
         self.format_name = format_name
@@ -114,12 +113,10 @@ class WebSocketMediaLeg:
         self._own_session = own_session
         self._clock = clock
         self._loop = asyncio.get_running_loop()
-        self._format = _audio_format(format_name)
-        self._inbound = InboundStream()
-        self.output: OutboundPacer = _FlushingPacer(self._format, self._on_output_cleared)
+        self._in_format = _audio_format(format_name)
+        self._sample_width = self._in_format.bytes_per_sample  # read on every inbound frame
+        self.output: OutboundPacer = _FlushingPacer(self._in_format, self._on_output_cleared)
         self.output.send_now = self._send_now
-        self.outcome: str | None = None  # "hangup", "transfer:TARGET"; None: the caller left
-        self.end_cause: str | None = None
         self.context: Any = None  # whatever the router wants to keep with the leg
         self.frames_in = 0
         self.frames_dropped = 0  # outbound frames not sent (XOFF, a socket not being read)
@@ -136,7 +133,6 @@ class WebSocketMediaLeg:
         self._reader: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        self._ended = asyncio.Event()
         self._log = call_logger(log.name, call_id)
 
     # --- opening -----------------------------------------------------------------------
@@ -211,7 +207,7 @@ class WebSocketMediaLeg:
         self._log.info(
             "media started on %s (%s, channel %s, optimal frame %d bytes)",
             self.url,
-            self._format,
+            self._in_format,
             self.channel or "?",
             self.optimal_frame_size,
         )
@@ -234,41 +230,16 @@ class WebSocketMediaLeg:
 
     # --- CallAudio ---------------------------------------------------------------------
 
-    @property
-    def inbound_format(self) -> AudioFormat:
-        return self._format
-
-    def __aiter__(self) -> InboundStream:
-        return self._inbound
-
-    async def hangup(self, reason: str = "agent hung up") -> None:
+    def _hang_up(self, reason: str) -> None:
         """Send HANGUP (Asterisk hangs the media channel up) and close the socket."""
-        if self.outcome is None:
-            self.outcome = "hangup"
         if self.end_cause is None:
             self.send_command("HANGUP")
             self._end(reason)
-        await self._ended.wait()
-
-    async def transfer(self, target: str) -> None:
-        """The caller's channel is redirected by whoever owns it (the ARI router); record the
-        target and end this media leg."""
-        self.outcome = f"transfer:{target}"
-        await self.hangup(f"transfer to {target}")
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
 
     def send_command(self, command: str, arg: str | None = None) -> None:
         """Queue a control command (`control.COMMANDS`) behind the audio already queued."""
         if self.end_cause is None:
             self._enqueue(format_command(command, arg, control_format=self.control_format))
-
-    @property
-    def end_reason(self) -> str:
-        """`end_cause` reduced to a short label for metrics."""
-        cause = self.end_cause or "active"
-        return "connection_lost" if cause.startswith("connection lost") else cause.replace(" ", "_")
 
     # --- outbound ----------------------------------------------------------------------
 
@@ -349,11 +320,12 @@ class WebSocketMediaLeg:
         cause: str | None = None
         try:
             async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.BINARY:
+                kind = msg.type
+                if kind is _BINARY:
                     self._on_audio(msg.data)
-                elif msg.type is aiohttp.WSMsgType.TEXT:
+                elif kind is _TEXT:
                     self._on_control(msg.data)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
+                elif kind is _ERROR:
                     cause = f"connection lost: {ws.exception() or msg.data or 'socket error'}"
                     break
         except (aiohttp.ClientError, OSError) as exc:
@@ -376,7 +348,7 @@ class WebSocketMediaLeg:
     def _on_audio(self, data: bytes) -> None:
         if self.end_cause is not None or not data:
             return
-        if len(data) % self._format.bytes_per_sample:
+        if len(data) % self._sample_width:
             self.frames_invalid += 1
             if self.frames_invalid % _INVALID_LOG_EVERY == 1:
                 self._log.warning(
@@ -387,7 +359,7 @@ class WebSocketMediaLeg:
                 )
             return
         self.frames_in += 1
-        self._inbound.put(AudioFrame(data, self._format))
+        self._inbound.put(AudioFrame(data, self._in_format))
 
     def _on_control(self, text: str) -> None:
         try:
@@ -397,7 +369,7 @@ class WebSocketMediaLeg:
             return
         if event == "DTMF_END":
             digit = str(fields.get("digit", ""))
-            if digit not in DTMF_DIGITS:
+            if digit not in DTMF_KEYS:
                 self._log.warning("DTMF_END with digit %r is not one of 0-9 * # A-D; dropped", digit)
                 return
             self.dtmf_in += 1

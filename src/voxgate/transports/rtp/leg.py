@@ -20,7 +20,7 @@ from typing import Any, cast
 from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
 from voxgate.audio.pacer import MediaClock, OutboundPacer
 from voxgate.log import call_logger
-from voxgate.transports.base import Dtmf, InboundStream
+from voxgate.transports.base import CallLeg, Dtmf, unframed
 from voxgate.transports.rtp.packet import (
     PT_CN,
     PT_PCMA,
@@ -59,15 +59,11 @@ def _ip(host: str) -> _IP:
     return addr
 
 
-def _identity(payload: bytes) -> bytes:
-    return payload  # the RTP header is added at send time: its seq/timestamp change per packet
-
-
-class RtpMediaLeg(asyncio.DatagramProtocol):
+class RtpMediaLeg(CallLeg, asyncio.DatagramProtocol):
     """One call's RTP stream over one UDP socket. Implements `CallAudio`.
 
     There is no in-band hangup in RTP: `hangup()` and `transfer()` end the leg here and record
-    `outcome`; the ARI side acts on the channels.
+    `outcome`; the ARI side acts on the channels (it redirects the caller on a transfer).
     """
 
     def __init__(
@@ -88,21 +84,19 @@ class RtpMediaLeg(asyncio.DatagramProtocol):
             )
         if media_timeout_s <= 0:
             raise ValueError(f"media_timeout_s must be positive, got {media_timeout_s}")
+        super().__init__()
         encoding, self._pt = _CODECS[codec]
         self._in_format = AudioFormat(encoding, SAMPLE_RATE)
         self._clock = clock
         self._loop = loop or asyncio.get_running_loop()
         self._media_timeout_s = media_timeout_s
         self._dtmf_pt = dtmf_payload_type
-        self._inbound = InboundStream()
-        self._ended = asyncio.Event()
         self._log: logging.LoggerAdapter[logging.Logger] = call_logger(log.name, call_id)
         self._transport: asyncio.DatagramTransport | None = None
         self._family = socket.AF_INET
         self.call_id = call_id
-        self.output = OutboundPacer(self._in_format, _identity)
-        self.outcome: str | None = None  # "hangup" or "transfer:TARGET" when the agent ended it
-        self.end_cause: str | None = None
+        # The RTP header is added at send time: its seq/timestamp change per packet.
+        self.output = OutboundPacer(self._in_format, unframed)
         self.context: Any = None  # set by whoever runs the call
         self.opened_at = 0.0
         # Where we send: the raw source address once latched, else what set_remote gave.
@@ -215,33 +209,9 @@ class RtpMediaLeg(asyncio.DatagramProtocol):
 
     # --- CallAudio ---------------------------------------------------------------------
 
-    @property
-    def inbound_format(self) -> AudioFormat:
-        return self._in_format
-
-    def __aiter__(self) -> InboundStream:
-        return self._inbound
-
-    async def hangup(self, reason: str = "agent hung up") -> None:
+    def _hang_up(self, reason: str) -> None:
         """End the leg here (RTP has no hangup message); the ARI side hangs up the channels."""
-        if self.outcome is None:
-            self.outcome = "hangup"
         self._end(reason)
-        await self._ended.wait()
-
-    async def transfer(self, target: str) -> None:
-        """Record the target for the ARI side (it redirects the caller) and end the leg."""
-        self.outcome = f"transfer:{target}"
-        await self.hangup(f"transfer to {target}")
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
-    @property
-    def end_reason(self) -> str:
-        """`end_cause` reduced to a short label for metrics."""
-        cause = self.end_cause or "active"
-        return "connection_lost" if cause.startswith("connection lost") else cause.replace(" ", "_")
 
     # --- asyncio.DatagramProtocol --------------------------------------------------------
 
