@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 
+from voxgate.agent.actions import run_tool
 from voxgate.agent.responder import (
     Action,
     Conversation,
@@ -24,7 +25,7 @@ from voxgate.agent.responder import (
     Transfer,
     UserInput,
 )
-from voxgate.agent.tools import Tool, ToolContext, ToolError, builtin_action, builtin_tool_specs
+from voxgate.agent.tools import Tool, ToolContext, builtin_tool_specs
 from voxgate.log import call_logger
 from voxgate.providers.base import LLM, ChatMessage, ProviderError, TextDelta, ToolCallEvent
 
@@ -159,14 +160,10 @@ class LLMResponder:
         self._log.warning("stopped after %d tool rounds", self.max_tool_rounds)
 
     async def _run_tool(self, call: ToolCallEvent) -> tuple[str, Action | None]:
-        if call.name in self.builtin:
-            try:
-                action = builtin_action(call, transfer_targets=self.transfer_targets)
-            except ToolError as exc:
-                return f"error: {exc}", None
-            if action is not None:
-                return "done", action
-        tool = self.tools.get(call.name)
-        if tool is None:
-            return f"error: there is no tool named {call.name!r}", None
-        return await tool.call(call.arguments, self.context), None
+        return await run_tool(
+            call,
+            builtin=self.builtin,
+            tools=self.tools,
+            context=self.context,
+            transfer_targets=self.transfer_targets,
+        )

@@ -26,12 +26,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from voxgate.agent.actions import hang_up, play_out, run_tool, send_dtmf
 from voxgate.agent.record import CallRecord, TurnEntry
 from voxgate.agent.responder import EndCall, SendDtmf, Transfer
-from voxgate.agent.tools import Tool, ToolContext, builtin_action, builtin_tool_specs
+from voxgate.agent.tools import Tool, ToolContext, builtin_tool_specs
 from voxgate.audio.convert import AudioConverter
-from voxgate.audio.dtmf import dtmf_tones
-from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
+from voxgate.audio.format import AudioFrame
 from voxgate.log import call_logger
 from voxgate.providers.base import ProviderError, ToolCallEvent
 from voxgate.providers.realtime import (
@@ -76,8 +76,7 @@ class RealtimeBridge:
         self.log = call_logger(log.name, call.call_id)
         self.record = record or CallRecord(call.call_id, getattr(session, "name", "realtime"), self.log)
         self.tool_context = ToolContext(call_id=call.call_id)
-        self._to_session: AudioConverter | None = None
-        self._item: str | None = None  # the assistant item whose audio is playing
+        self._item: str | int | None = None  # the assistant item playing (Deepgram: the reply's number)
         self._item_start_ms = 0.0  # where that item starts in the call's played audio
         self._item_written_ms = 0.0
         self._replies = 0  # replies finished: names the items of providers that name none
@@ -112,20 +111,23 @@ class RealtimeBridge:
 
     # -- caller → session ----------------------------------------------------------------------
     async def _inbound(self) -> None:
-        session, fmt = self.session, self.session.input_format
+        push, fmt = self.session.push_audio, self.session.input_format
+        src = fmt  # the format of the frames coming in, as last seen
+        convert: AudioConverter | None = None  # src → fmt, when they differ
         async for event in self.call:
             if isinstance(event, Dtmf):
                 self._key(event.digit)
                 continue
-            frame = event
-            if frame.format != fmt:
-                if self._to_session is None or self._to_session.src != frame.format:
-                    self._to_session = AudioConverter(frame.format, fmt)
-                data = self._to_session.convert(frame.data)
-                if not data:
-                    continue
-                frame = AudioFrame(data, fmt)
-            session.push_audio(frame)
+            if event.format is not src:  # a cheap identity check per frame; equality on a change
+                src = event.format
+                if src == fmt:
+                    convert = None
+                elif convert is None or convert.src != src:
+                    convert = AudioConverter(src, fmt)
+            if convert is None:
+                push(event)
+            elif data := convert.convert(event.data):
+                push(AudioFrame(data, fmt))
 
     def _key(self, digit: str) -> None:
         """Keys go to the model as text once the caller stops typing (`#` ends an entry at once):
@@ -163,7 +165,7 @@ class RealtimeBridge:
         out = self.call.output
         async for event in self.session:
             if isinstance(event, AgentAudio):
-                item = event.item_id or f"reply-{self._replies}"  # Deepgram names no items
+                item = event.item_id or self._replies  # Deepgram names no items: the reply's number
                 if item != self._item:
                     self._item = item
                     self._item_start_ms = out.played_ms + out.queued_ms
@@ -214,54 +216,23 @@ class RealtimeBridge:
     # -- tools ---------------------------------------------------------------------------------
     async def _tool(self, call: ToolCall) -> None:
         event = ToolCallEvent(call.id, call.name, dict(call.arguments))
-        action = None
-        if call.name in self.builtin:
-            try:
-                action = builtin_action(event, transfer_targets=self.transfer_targets)
-                result = "done"
-            except Exception as exc:
-                result = f"error: {exc}"
-        elif (tool := self.tools.get(call.name)) is not None:
-            result = await tool.call(call.arguments, self.tool_context)
-        else:
-            result = f"error: there is no tool named {call.name!r}"
+        result, action = await run_tool(
+            event,
+            builtin=self.builtin,
+            tools=self.tools,
+            context=self.tool_context,
+            transfer_targets=self.transfer_targets,
+        )
         self.record.event("tool", tool=call.name, result=result[:200])
         if isinstance(action, EndCall | Transfer):
             # Let the words before it be heard; the session's reply to the result is not needed.
             self._ending = True
-            await self._finish(action)
+            await play_out(self.call.output, self.hangup_delay_s)
+            await hang_up(self.call, self.record, action, self.log)
             return
         if isinstance(action, SendDtmf):
-            await self._send_dtmf(action.digits)
+            await send_dtmf(self.call, self.record, action.digits)
         await self.session.send_tool_result(call.id, call.name, result)
-
-    async def _send_dtmf(self, digits: str) -> None:
-        self.record.event("send_dtmf", digits=digits)
-        send = getattr(self.call, "send_dtmf", None)
-        if send is not None:
-            await send(digits)
-            return
-        out = self.call.output
-        rate = out.wire_format.sample_rate
-        out.write(AudioFrame(dtmf_tones(digits, rate), AudioFormat(Encoding.PCM16, rate)))
-
-    async def _finish(self, action: EndCall | Transfer) -> None:
-        out = self.call.output
-        out.flush()
-        await out.when_played_out()
-        await asyncio.sleep(self.hangup_delay_s)
-        if isinstance(action, EndCall):
-            self.record.end_reason = action.reason
-            self.record.event("end_call", reason=action.reason)
-            await self.call.hangup(action.reason)
-            return
-        self.record.end_reason = f"transferred to {action.target}"
-        self.record.event("transfer", target=action.target)
-        transfer = getattr(self.call, "transfer", None)
-        if transfer is not None:
-            await transfer(action.target)
-        else:
-            await self.call.hangup(f"transfer to {action.target}")
 
 
 def tool_specs(config: Any, tools: Sequence[Tool]) -> list[Any]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voxgate.agent.actions import hang_up, play_out, send_dtmf
 from voxgate.agent.record import CallRecord, TurnEntry, TurnTiming
 from voxgate.agent.responder import (
     Action,
@@ -34,14 +35,12 @@ from voxgate.agent.responder import (
     Responder,
     ResponseItem,
     SendDtmf,
-    Transfer,
     UserInput,
 )
 from voxgate.agent.sentences import SentenceSplitter, for_speech
 from voxgate.agent.stt_stream import LiveTranscriber, streams_during_speech
 from voxgate.agent.turns import BargeInOptions, SpeechEnded, SpeechStarted, TurnDetector, TurnOptions
-from voxgate.audio.dtmf import dtmf_tones
-from voxgate.audio.format import AudioFormat, AudioFrame, Encoding
+from voxgate.audio.format import AudioFrame
 from voxgate.providers.base import STT, TTS, VAD, ProviderError
 from voxgate.providers.batch_stt import transcribe_utterance
 from voxgate.transports.base import CallAudio, Dtmf
@@ -612,40 +611,13 @@ class ConversationRunner:
         reply.timing.first_frame_out_ms = (fut.result() - reply.timing.decided_at) * 1000
 
     async def _act(self, reply: _Reply, action: Action) -> None:
-        out = self._out
         if isinstance(action, SendDtmf):
-            self.record.event("send_dtmf", digits=action.digits)
-            send = getattr(self.call, "send_dtmf", None)
-            if send is not None:
-                await send(action.digits)
-                return
-            rate = out.wire_format.sample_rate
-            tones = AudioFrame(dtmf_tones(action.digits, rate), AudioFormat(Encoding.PCM16, rate))
-            out.write(tones)
-            reply.written_ms += tones.duration_ms  # the words after the tones start later
+            # in-band tones are part of the reply: the words after them start later
+            reply.written_ms += await send_dtmf(self.call, self.record, action.digits)
             return
-        out.flush()
-        await out.when_played_out()
-        await asyncio.sleep(self.options.hangup_delay_ms / 1000)
-        if isinstance(action, EndCall):
-            self.record.end_reason = action.reason
-            self.record.event("end_call", reason=action.reason)
-            self._ending = True
-            await self.call.hangup(action.reason)
-        elif isinstance(action, Transfer):
-            self.record.end_reason = f"transferred to {action.target}"
-            self.record.event("transfer", target=action.target)
-            self._ending = True
-            transfer = getattr(self.call, "transfer", None)
-            if transfer is not None:
-                await transfer(action.target)
-            else:
-                # AudioSocket alone cannot redirect a channel: ending the leg makes the dialplan
-                # continue at its next priority, where the operator's Dial()/Queue() lives.
-                self.log.info(
-                    "transfer to %s: ending the AudioSocket leg; the dialplan continues", action.target
-                )
-                await self.call.hangup(f"transfer to {action.target}")
+        await play_out(self._out, self.options.hangup_delay_ms / 1000)
+        self._ending = True
+        await hang_up(self.call, self.record, action, self.log)
 
     def _finish_reply(self, reply: _Reply) -> None:
         said = " ".join(seg.text for seg in reply.segments)

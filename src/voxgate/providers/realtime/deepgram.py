@@ -45,6 +45,7 @@ from voxgate.providers.realtime.base import (
     Transcript,
     UserSpeechStarted,
 )
+from voxgate.providers.realtime.ws import close_socket
 from voxgate.providers.secrets import Secret, redact, resolve_secret
 
 log = logging.getLogger("voxgate.providers.realtime")
@@ -177,6 +178,7 @@ class DeepgramAgentSession:
         self._ended = False  # the event stream has its end (fatal error or aclose)
         self._closed = False
         self._carry = b""  # an odd byte of a linear16 frame, kept for the next one
+        self._width = fmt.bytes_per_sample
         now = time.monotonic()
         self._last_server = now
         self._last_audio_out = now
@@ -338,7 +340,7 @@ class DeepgramAgentSession:
 
     def push_audio(self, frame: AudioFrame) -> None:
         """Queue the caller's audio for the sender task; frames before `start()` wait for it."""
-        if frame.format != self.input_format:
+        if frame.format is not self.input_format and frame.format != self.input_format:
             raise ValueError(
                 f"{self.name} takes {self.input_format} audio (the call leg's format), got {frame.format}; "
                 "convert at the boundary"
@@ -518,9 +520,8 @@ class DeepgramAgentSession:
     def _audio(self, data: bytes) -> None:
         if self._carry:
             data, self._carry = self._carry + data, b""
-        width = self.output_format.bytes_per_sample
-        if len(data) % width:  # never split a sample across frames
-            data, self._carry = data[: -(len(data) % width)], data[-(len(data) % width) :]
+        if odd := len(data) % self._width:  # never split a sample across frames
+            data, self._carry = data[:-odd], data[-odd:]
         if data:
             if self._expecting is None:
                 self._expect("the end of the agent's speech")
@@ -624,14 +625,7 @@ class DeepgramAgentSession:
 
     async def _drop_socket(self) -> None:
         """Close the WebSocket (bounded in time) and its HTTP session; never raises."""
-        ws, http = self._ws, self._http
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                if ws is not None and not ws.closed:
-                    await ws.close()
-        if http is not None and not http.closed:
-            with contextlib.suppress(Exception):
-                await http.close()
+        await close_socket(self._ws, self._http, _CLOSE_TIMEOUT_S)
 
 
 def _arguments(raw: Any) -> dict[str, Any]:

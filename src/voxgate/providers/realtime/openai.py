@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import contextlib
 import json
 import logging
 import time
@@ -58,6 +57,7 @@ from voxgate.providers.realtime.openai_wire import (
     session_update,
     tool_to_wire,
 )
+from voxgate.providers.realtime.ws import close_socket
 from voxgate.providers.secrets import Secret, redact, resolve_secret
 
 __all__ = [
@@ -82,6 +82,12 @@ NoiseReduction = Literal["near_field", "far_field"]
 _MAX_MESSAGE = 16 * 1024 * 1024  # server events (session.updated, response.done) can be large
 _MAX_APPEND = 256 * 1024  # raw audio bytes merged into one input_audio_buffer.append at most
 _CLOSE_TIMEOUT_S = 1.0  # closing a socket whose peer has gone quiet must not hold the call
+
+
+def _append_event(audio: bytes) -> str:
+    """`DUMPS({"type": "input_audio_buffer.append", "audio": <base64>})`, built directly: base64
+    needs no JSON escaping, so the encoder need not scan the audio (many times a second)."""
+    return f'{{"type":"input_audio_buffer.append","audio":"{base64.b64encode(audio).decode("ascii")}"}}'
 
 
 def _with_model(url: str, model: str) -> str:
@@ -419,7 +425,7 @@ class OpenAIRealtimeSession:
 
     def push_audio(self, frame: AudioFrame) -> None:
         """Queue the caller's audio (in `input_format`); sent as soon as the socket takes it."""
-        if frame.format != self.input_format:
+        if frame.format is not self.input_format and frame.format != self.input_format:
             raise ValueError(
                 f"{self.name} takes {self.input_format} audio (the session's input_format), got "
                 f"{frame.format}; convert it first"
@@ -499,13 +505,7 @@ class OpenAIRealtimeSession:
         for task in self._tasks:
             if task is not current:
                 task.cancel()
-        ws, http = self._ws, self._http
-        if ws is not None and not ws.closed:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-                    await ws.close()
-        if http is not None:
-            await http.close()
+        await close_socket(self._ws, self._http, _CLOSE_TIMEOUT_S)
 
     # -- tasks --
 
@@ -525,8 +525,7 @@ class OpenAIRealtimeSession:
                     assert isinstance(chunk, bytes)
                     chunks.append(chunk)
                     size += len(chunk)
-                audio = base64.b64encode(b"".join(chunks)).decode("ascii")
-                text = DUMPS({"type": "input_audio_buffer.append", "audio": audio})
+                text = _append_event(b"".join(chunks))
             else:
                 text = DUMPS(item)
             failure: str | None = None
